@@ -1,0 +1,5 @@
+"""`python -m tokenops`."""
+
+from tokenops.cli import main
+
+main()

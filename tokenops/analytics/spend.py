@@ -1,0 +1,168 @@
+"""Where the money went: spend and tokens by any dimension and time grain.
+
+Unpriced calls are counted apart (`unpriced_events`, `unpriced_tokens`), never folded into
+cost as $0. Dimensions and grains are closed sets mapped to columns, so user input never
+reaches SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal, get_args
+
+import pyarrow as pa
+
+from tokenops.store import Ledger
+from tokenops.store.rows import utc_naive
+
+Dimension = Literal["team", "user", "workflow", "model", "provider", "customer", "feature", "source", "status"]
+Grain = Literal["hour", "day", "week", "month"]
+
+DIMENSIONS: tuple[str, ...] = get_args(Dimension)
+GRAINS: tuple[str, ...] = get_args(Grain)
+_COLUMN = {"user": "user_id"}
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which events a report covers; every field narrows it."""
+
+    start: datetime | None = None
+    """Inclusive start (tz-aware)."""
+    end: datetime | None = None
+    """Exclusive end (tz-aware)."""
+    team: str | None = None
+    """Only this team."""
+    workflow: str | None = None
+    """Only this workflow."""
+    model: str | None = None
+    """Only this model."""
+    customer: str | None = None
+    """Only this customer."""
+    user: str | None = None
+    """Only this user."""
+
+    def where(self) -> tuple[str, list[object]]:
+        """SQL condition and its parameters."""
+        clauses: list[str] = ["TRUE"]
+        params: list[object] = []
+        if self.start is not None:
+            clauses.append("ts >= ?")
+            params.append(utc_naive(self.start))
+        if self.end is not None:
+            clauses.append("ts < ?")
+            params.append(utc_naive(self.end))
+        for name in ("team", "workflow", "model", "customer", "user"):
+            value = getattr(self, name)
+            if value is not None:
+                clauses.append(f"{_COLUMN.get(name, name)} = ?")
+                params.append(value)
+        return " AND ".join(clauses), params
+
+
+def _column(dimension: str) -> str:
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"Unknown dimension {dimension!r}; choose from {', '.join(DIMENSIONS)}")
+    return _COLUMN.get(dimension, dimension)
+
+
+def spend_by(
+    ledger: Ledger,
+    dimensions: Sequence[str] = (),
+    *,
+    grain: str | None = None,
+    filters: Filters = Filters(),
+) -> pa.Table:
+    """Cost, calls and tokens grouped by dimensions (and a time bucket), biggest cost first."""
+    keys = [f"{_column(d)} AS {d}" for d in dimensions]
+    if grain is not None:
+        if grain not in GRAINS:
+            raise ValueError(f"Unknown grain {grain!r}; choose from {', '.join(GRAINS)}")
+        keys.insert(0, f"date_trunc('{grain}', ts) AS period")
+    where, params = filters.where()
+    select_keys = ", ".join(keys) + ", " if keys else ""
+    group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
+    order = "period, cost DESC" if grain is not None else "cost DESC"
+    sql = f"""
+        SELECT {select_keys}
+            coalesce(sum(cost_total), 0)::DECIMAL(38,12) AS cost,
+            count(*) AS events,
+            count(*) FILTER (WHERE unpriced) AS unpriced_events,
+            coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0) AS unpriced_tokens,
+            coalesce(sum(input_tokens), 0) AS input_tokens,
+            coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
+            coalesce(sum(output_tokens), 0) AS output_tokens,
+            coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens
+        FROM usage_events WHERE {where} {group} ORDER BY {order}
+    """
+    return ledger.query(sql, params)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The headline numbers of a period."""
+
+    cost: Decimal
+    """Priced spend in USD."""
+    events: int
+    """Model calls."""
+    unpriced_events: int
+    """Calls without a known price (their cost is unknown, not zero)."""
+    unpriced_tokens: int
+    """Tokens of those calls."""
+    unattributed_cost: Decimal
+    """Spend with neither a user nor a team."""
+    task_runs: int
+    """Distinct task runs seen in the calls."""
+
+
+def summary(ledger: Ledger, filters: Filters = Filters()) -> Summary:
+    """Totals of a period, with unpriced and unattributed spend called out."""
+    where, params = filters.where()
+    row = ledger.query_rows(
+        f"""
+        SELECT coalesce(sum(cost_total), 0)::DECIMAL(38,12) AS cost,
+               count(*) AS events,
+               count(*) FILTER (WHERE unpriced) AS unpriced_events,
+               coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0) AS unpriced_tokens,
+               coalesce(sum(cost_total) FILTER (WHERE user_id IS NULL AND team IS NULL), 0)::DECIMAL(38,12)
+                   AS unattributed_cost,
+               count(DISTINCT task_run_id) AS task_runs
+        FROM usage_events WHERE {where}
+        """,
+        params,
+    )[0]
+    return Summary(
+        cost=Decimal(str(row["cost"])),
+        events=int(str(row["events"])),
+        unpriced_events=int(str(row["unpriced_events"])),
+        unpriced_tokens=int(str(row["unpriced_tokens"])),
+        unattributed_cost=Decimal(str(row["unattributed_cost"])),
+        task_runs=int(str(row["task_runs"])),
+    )
+
+
+def tokens_per_task(ledger: Ledger, *, quantile: float = 0.95, filters: Filters = Filters()) -> pa.Table:
+    """Per workflow: task runs and the mean, median and `quantile` tokens per task run."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be between 0 and 1, got {quantile!r}")
+    where, params = filters.where()
+    sql = f"""
+        WITH per_task AS (
+            SELECT workflow, task_run_id, sum(input_tokens + output_tokens) AS tokens,
+                   sum(cost_total) AS cost
+            FROM usage_events
+            WHERE {where} AND task_run_id IS NOT NULL
+            GROUP BY workflow, task_run_id
+        )
+        SELECT workflow, count(*) AS task_runs,
+               avg(tokens) AS mean_tokens,
+               quantile_cont(tokens, 0.5) AS median_tokens,
+               quantile_cont(tokens, {float(quantile)}) AS p_tokens,
+               avg(cost)::DECIMAL(38,12) AS mean_cost
+        FROM per_task GROUP BY workflow ORDER BY p_tokens DESC
+    """
+    return ledger.query(sql, params)

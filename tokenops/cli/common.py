@@ -1,0 +1,92 @@
+"""Pieces every command shares: settings, filters, and reading a ledger a server may hold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import typer
+from rich.console import Console
+
+from tokenops.analytics.spend import Filters
+from tokenops.config import Settings, load_settings
+from tokenops.errors import ConfigError
+from tokenops.store import DuckDBLedger, Ledger
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="tokenops.toml to read (default: ./tokenops.toml if present)."),
+]
+LedgerOption = Annotated[str | None, typer.Option("--ledger", help="Ledger file (overrides the config).")]
+TeamOption = Annotated[str | None, typer.Option(help="Only this team.")]
+WorkflowOption = Annotated[str | None, typer.Option(help="Only this workflow.")]
+ModelOption = Annotated[str | None, typer.Option(help="Only this model.")]
+UserOption = Annotated[str | None, typer.Option(help="Only this user.")]
+CustomerOption = Annotated[str | None, typer.Option(help="Only this customer.")]
+SinceOption = Annotated[datetime | None, typer.Option(help="From this date/time (UTC unless given).")]
+UntilOption = Annotated[datetime | None, typer.Option(help="Up to (excluding) this date/time.")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print an error without a traceback; raise the returned Exit."""
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def settings_from(config: Path | None, **overrides: object) -> Settings:
+    """Load settings or exit with the config error (no traceback)."""
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def make_filters(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    team: str | None = None,
+    workflow: str | None = None,
+    model: str | None = None,
+    user: str | None = None,
+    customer: str | None = None,
+) -> Filters:
+    """Filters from command-line options."""
+    return Filters(
+        start=_utc(since),
+        end=_utc(until),
+        team=team,
+        workflow=workflow,
+        model=model,
+        user=user,
+        customer=customer,
+    )
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[Ledger]:
+    """Open the ledger for reading, with a clear message when a running server holds it."""
+    path = Path(settings.ledger.removeprefix("duckdb:"))
+    if not path.exists():
+        raise fail(f"No ledger at {str(path)!r}; run `tokenops demo` or point --ledger at one")
+    try:
+        ledger = DuckDBLedger(path, read_only=True)
+    except duckdb.IOException as exc:
+        raise fail(
+            f"The ledger {str(path)!r} is held by a running tokenops server; "
+            f"use --server http://{settings.server.host}:{settings.server.port} to ask it instead"
+        ) from exc
+    try:
+        yield ledger
+    finally:
+        ledger.close()

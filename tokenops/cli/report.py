@@ -1,0 +1,76 @@
+"""`tokenops report`: the ledger's numbers for people and spreadsheets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tokenops.analytics.spend import DIMENSIONS, GRAINS, spend_by, tokens_per_task
+from tokenops.cli.common import (
+    ConfigOption,
+    CustomerOption,
+    LedgerOption,
+    ModelOption,
+    SinceOption,
+    TeamOption,
+    UntilOption,
+    UserOption,
+    WorkflowOption,
+    fail,
+    make_filters,
+    reading,
+    settings_from,
+)
+from tokenops.cli.output import Format, emit
+
+app = typer.Typer(help="Reports over the ledger.", no_args_is_help=True)
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")]
+
+
+@app.command()
+def spend(
+    by: Annotated[str, typer.Option(help=f"Comma-separated dimensions: {', '.join(DIMENSIONS)}.")] = "team",
+    grain: Annotated[str | None, typer.Option(help=f"Time bucket: {', '.join(GRAINS)}.")] = None,
+    team: TeamOption = None,
+    workflow: WorkflowOption = None,
+    model: ModelOption = None,
+    user: UserOption = None,
+    customer: CustomerOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = Format.table,
+    config: ConfigOption = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Spend, calls and tokens by dimension (unpriced calls counted apart, never as $0)."""
+    settings = settings_from(config, ledger=ledger)
+    filters = make_filters(
+        since=since, until=until, team=team, workflow=workflow, model=model, user=user, customer=customer
+    )
+    with reading(settings) as store:
+        try:
+            table = spend_by(store, [d for d in by.split(",") if d], grain=grain, filters=filters)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+    emit(table, fmt, title=f"spend by {by}" + (f" per {grain}" if grain else ""))
+
+
+@app.command()
+def tasks(
+    quantile: Annotated[float, typer.Option(help="Which quantile of tokens per task to show.")] = 0.95,
+    team: TeamOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    fmt: FormatOption = Format.table,
+    config: ConfigOption = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Tokens and cost per task run, by workflow."""
+    settings = settings_from(config, ledger=ledger)
+    with reading(settings) as store:
+        try:
+            table = tokens_per_task(store, quantile=quantile, filters=make_filters(since=since, until=until, team=team))
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+    emit(table, fmt, title="tokens per task run")

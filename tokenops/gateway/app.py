@@ -1,0 +1,92 @@
+"""The gateway's shared state and routes, mounted into the one tokenops server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import aiohttp
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tokenops.config import GatewaySettings
+from tokenops.events import TokenUsage
+from tokenops.gateway.errors import error_response
+from tokenops.gateway.keys import KeyStore
+from tokenops.gateway.metrics import Metrics
+from tokenops.gateway.proxy import ProxyEndpoint
+from tokenops.gateway.spend import TaskSpend
+from tokenops.gateway.upstream import Upstream, select
+from tokenops.guard import Guard
+from tokenops.meter import Meter
+from tokenops.store.writer import LedgerWriter
+
+
+class Gateway:
+    """What every gateway call shares: upstream sessions, keys, meter, writer, metrics."""
+
+    def __init__(
+        self, settings: GatewaySettings, *, keys: KeyStore, meter: Meter, writer: LedgerWriter, guard: Guard
+    ) -> None:
+        self.settings = settings
+        self.guard = guard
+        self.upstreams: tuple[Upstream, ...] = tuple(settings.upstreams)
+        self.keys = keys
+        self.meter = meter
+        self.writer = writer
+        self.metrics = Metrics()
+        self.task_spend = TaskSpend()
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled upstream HTTP client (created on the server's event loop at startup)."""
+        if self._session is None:
+            raise RuntimeError("Gateway.start() has not run; the server lifespan starts it")
+        return self._session
+
+    async def start(self) -> None:
+        """Open the upstream connection pool."""
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        # load the price list now rather than on the first caller's request
+        self.meter.pricer.price("gpt-4o-mini", TokenUsage(input_tokens=1, output_tokens=1), ts=datetime.now(UTC))
+
+    async def stop(self) -> None:
+        """Close the pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def models(self, request: Request) -> Response:
+        """`GET /v1/models`: the default OpenAI-format upstream's list, passed through."""
+        try:
+            upstream = select(self.upstreams, "openai", None)
+        except LookupError as exc:
+            return error_response("openai", 404, str(exc))
+        try:
+            async with self.session.get(
+                upstream.url("/models", None),
+                headers=upstream.auth_headers(),
+                timeout=aiohttp.ClientTimeout(30),
+            ) as response:
+                body = await response.read()
+                return Response(body, status_code=response.status, media_type=response.content_type)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return error_response("openai", 502, f"Upstream {upstream.name!r} is unreachable: {exc}")
+
+
+def gateway_routes(gateway: Gateway) -> list[BaseRoute]:
+    """The provider-compatible routes (both with and without the `/v1` prefix for Anthropic SDKs)."""
+    return [
+        Route(
+            "/v1/chat/completions",
+            ProxyEndpoint(gateway, "openai", "chat", "/chat/completions"),
+            methods=["POST"],
+        ),
+        Route("/v1/responses", ProxyEndpoint(gateway, "openai", "responses", "/responses"), methods=["POST"]),
+        Route("/v1/embeddings", ProxyEndpoint(gateway, "openai", "embeddings", "/embeddings"), methods=["POST"]),
+        Route("/v1/messages", ProxyEndpoint(gateway, "anthropic", "messages", "/messages"), methods=["POST"]),
+        Route("/v1/models", gateway.models, methods=["GET"]),
+        Route("/metrics", gateway.metrics.endpoint, methods=["GET"]),
+    ]

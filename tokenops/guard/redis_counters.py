@@ -1,0 +1,229 @@
+"""Counters on Redis, shared by every gateway replica; each operation is one atomic Lua script.
+
+Key layout under the prefix P (default `{tokenops}:guard:`; the hash tag keeps every key in one
+Redis Cluster slot, since the scripts touch keys they compute):
+
+    P c:<counter>     integer: settled amounts plus in-flight reservations; EXPIREs with its period
+    P p               sorted set: reservation id -> release time (ms, Redis' own clock)
+    P r:<id>          hash: counter -> amount reserved; `_x` once released by expiry
+    P a:<marker>      alert dedupe marker (SET NX EX)
+
+`reserve` first releases up to 64 reservations past their time (a replica that died mid-call),
+then checks every charge and reserves all of them or none. `settle` applies final - reserved
+(or the final amount alone if the reservation had expired and been released) and deletes the
+reservation, so a second settle changes nothing. The Lua numbers are doubles: counters are
+exact up to 2**53 (nano-dollars: $9M, see `policies.MAX_USD`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar, cast
+
+import redis
+import redis.asyncio
+from redis.commands.core import AsyncScript, Script
+
+from tokenops.guard.counters import Charge, Exceeded, GuardUnavailable, Reserved
+
+_RESERVE = """
+local p, rid, ttl, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', p .. 'p', '-inf', now, 'LIMIT', 0, 64)
+for _, id in ipairs(due) do
+  local rk = p .. 'r:' .. id
+  local held = redis.call('HGETALL', rk)
+  for i = 1, #held, 2 do
+    local ck = p .. 'c:' .. held[i]
+    if held[i] ~= '_x' and redis.call('EXISTS', ck) == 1 then redis.call('DECRBY', ck, held[i + 1]) end
+  end
+  if #held > 0 then redis.call('HSET', rk, '_x', '1') end
+  redis.call('ZREM', p .. 'p', id)
+end
+for i = 0, n - 1 do
+  local limit = ARGV[7 + i * 4]
+  if limit ~= '' then
+    local value = tonumber(redis.call('GET', p .. 'c:' .. ARGV[5 + i * 4]) or '0')
+    if value + tonumber(ARGV[6 + i * 4]) > tonumber(limit) then return {0, i, value} end
+  end
+end
+local rk = p .. 'r:' .. rid
+local out = {1}
+for i = 0, n - 1 do
+  local ck, amount = ARGV[5 + i * 4], ARGV[6 + i * 4]
+  out[i + 2] = redis.call('INCRBY', p .. 'c:' .. ck, amount)
+  redis.call('EXPIRE', p .. 'c:' .. ck, ARGV[8 + i * 4])
+  redis.call('HINCRBY', rk, ck, amount)
+end
+redis.call('ZADD', p .. 'p', now + ttl * 1000, rid)
+redis.call('EXPIRE', rk, ttl * 2 + 60)
+return out
+"""
+
+_SETTLE = """
+local p, rid, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local rk = p .. 'r:' .. rid
+if redis.call('EXISTS', rk) == 0 then return false end
+local released = redis.call('HEXISTS', rk, '_x') == 1
+local out = {}
+for i = 0, n - 1 do
+  local ck, final = ARGV[4 + i * 2], tonumber(ARGV[5 + i * 2])
+  local reserved = 0
+  if not released then reserved = tonumber(redis.call('HGET', rk, ck) or '0') end
+  if redis.call('EXISTS', p .. 'c:' .. ck) == 1 then
+    out[i + 1] = redis.call('INCRBY', p .. 'c:' .. ck, final - reserved)
+  else
+    out[i + 1] = 0
+  end
+end
+redis.call('DEL', rk)
+redis.call('ZREM', p .. 'p', rid)
+return out
+"""
+
+T = TypeVar("T")
+
+POOL_WAIT_S = 1.0
+"""Longest a call waits for a free pooled connection before the counters count as unavailable."""
+
+
+class RedisCounters:
+    """`Counters` on one Redis (or a Sentinel/Cluster primary), safe to share across threads and replicas.
+
+    Sync methods use a `redis.Redis` pool; `a`-prefixed ones a `redis.asyncio.Redis` created on first
+    use, bound to the event loop that first uses it (close it with `aclose` on that loop).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "{tokenops}:guard:",
+        timeout_s: float = 0.5,
+        connect_timeout_s: float = 1.0,
+        max_connections: int = 32,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        # A bounded pool that waits for a free connection: a burst of calls must not open hundreds of
+        # connections at once (their connects time out and the guard would fail open). Scripts run one at
+        # a time in Redis anyway, so more connections would not add throughput.
+        self._pool_options: dict[str, float | int] = {
+            "max_connections": max_connections,
+            "timeout": POOL_WAIT_S,
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": connect_timeout_s,
+        }
+        self._sync = redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(url, **self._pool_options))
+        self._reserve: Script = self._sync.register_script(_RESERVE)
+        self._settle: Script = self._sync.register_script(_SETTLE)
+        self._async: redis.asyncio.Redis | None = None
+        self._areserve: AsyncScript | None = None
+        self._asettle: AsyncScript | None = None
+
+    def _client(self) -> tuple[redis.asyncio.Redis, AsyncScript, AsyncScript]:
+        if self._async is None:
+            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **self._pool_options)
+            client = redis.asyncio.Redis.from_pool(pool)
+            self._async = client
+            self._areserve = client.register_script(_RESERVE)
+            self._asettle = client.register_script(_SETTLE)
+        assert self._areserve is not None and self._asettle is not None
+        return self._async, self._areserve, self._asettle
+
+    def _fail(self, exc: Exception) -> GuardUnavailable:
+        return GuardUnavailable(f"Redis at {self.url!r} failed: {type(exc).__name__}: {exc}")
+
+    def _call(self, fn: Callable[[], object]) -> object:
+        try:
+            return fn()
+        except (redis.RedisError, OSError) as exc:
+            raise self._fail(exc) from exc
+
+    async def _acall(self, fn: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await fn()
+        except (redis.RedisError, OSError) as exc:
+            raise self._fail(exc) from exc
+
+    def _reserve_args(self, reservation_id: str, charges: Sequence[Charge], ttl_s: int) -> list[str | int]:
+        args: list[str | int] = [self.prefix, reservation_id, ttl_s, len(charges)]
+        for charge in charges:
+            args += [charge.key, charge.amount, "" if charge.limit is None else charge.limit, charge.ttl_s]
+        return args
+
+    def _settle_args(self, reservation_id: str, finals: Sequence[tuple[str, int]]) -> list[str | int]:
+        args: list[str | int] = [self.prefix, reservation_id, len(finals)]
+        for key, final in finals:
+            args += [key, final]
+        return args
+
+    def _marker(self, marker: str) -> str:
+        return f"{self.prefix}a:{marker}"
+
+    def reserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: int) -> Reserved | Exceeded:
+        """Check every charge against its limit and reserve all of them, or none (one script)."""
+        args = self._reserve_args(reservation_id, charges, ttl_s)
+        return _reserved(self._call(lambda: self._reserve(args=args)))
+
+    def settle(self, reservation_id: str, finals: Sequence[tuple[str, int]]) -> tuple[int, ...] | None:
+        """Replace a reservation by final amounts; the new values, or None if already settled."""
+        args = self._settle_args(reservation_id, finals)
+        return _settled(self._call(lambda: self._settle(args=args)))
+
+    def peek(self, keys: Sequence[str]) -> tuple[int, ...]:
+        """Current values (0 for unknown counters)."""
+        names = [f"{self.prefix}c:{key}" for key in keys]
+        return tuple(int(v or 0) for v in cast(list[bytes | None], self._call(lambda: self._sync.mget(names))))
+
+    def mark_once(self, marker: str, ttl_s: int) -> bool:
+        """SET NX: True only for the first caller across every replica."""
+        return bool(self._call(lambda: self._sync.set(self._marker(marker), 1, nx=True, ex=ttl_s)))
+
+    def close(self) -> None:
+        """Close the sync pool."""
+        self._sync.close()
+
+    async def areserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: int) -> Reserved | Exceeded:
+        """`reserve` on the event loop."""
+        _, script, _ = self._client()
+        args = self._reserve_args(reservation_id, charges, ttl_s)
+        return _reserved(await self._acall(lambda: script(args=args)))
+
+    async def asettle(self, reservation_id: str, finals: Sequence[tuple[str, int]]) -> tuple[int, ...] | None:
+        """`settle` on the event loop."""
+        _, _, script = self._client()
+        args = self._settle_args(reservation_id, finals)
+        return _settled(await self._acall(lambda: script(args=args)))
+
+    async def apeek(self, keys: Sequence[str]) -> tuple[int, ...]:
+        """`peek` on the event loop."""
+        client, _, _ = self._client()
+        names = [f"{self.prefix}c:{key}" for key in keys]
+        values = await self._acall(lambda: client.mget(names))
+        return tuple(int(v or 0) for v in values)
+
+    async def amark_once(self, marker: str, ttl_s: int) -> bool:
+        """`mark_once` on the event loop."""
+        client, _, _ = self._client()
+        return bool(await self._acall(lambda: client.set(self._marker(marker), 1, nx=True, ex=ttl_s)))
+
+    async def aclose(self) -> None:
+        """Close the async pool (on the loop that used it)."""
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+
+def _reserved(reply: object) -> Reserved | Exceeded:
+    values = [int(v) for v in cast(list[int], reply)]
+    if values[0] == 0:
+        return Exceeded(values[1], values[2])
+    return Reserved(tuple(values[1:]))
+
+
+def _settled(reply: object) -> tuple[int, ...] | None:
+    if reply is None:
+        return None
+    return tuple(int(v) for v in cast(list[int], reply))

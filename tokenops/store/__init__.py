@@ -1,0 +1,25 @@
+"""Where the ledger lives: an append-only, idempotent store behind one small interface.
+
+Owns the schema, its migrations and the backends (DuckDB embedded by default). It does not
+price or meter anything; analytics query it through `Ledger.query`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenops.store.duckdb import DuckDBLedger
+from tokenops.store.ledger import Ledger
+
+
+def open_ledger(url: str | Path) -> Ledger:
+    """Open a ledger from a path or URL (`duckdb:path`, `path.duckdb`, `:memory:`)."""
+    text = str(url)
+    if text.startswith("duckdb:"):
+        text = text.removeprefix("duckdb:").removeprefix("//")
+    if "://" in text:
+        raise ValueError(f"Unsupported ledger URL {text!r}; this build supports DuckDB files")
+    return DuckDBLedger(text)
+
+
+__all__ = ["DuckDBLedger", "Ledger", "open_ledger"]

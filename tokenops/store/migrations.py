@@ -1,0 +1,127 @@
+"""Append-only list of schema migrations, applied in order and recorded in `_migrations`.
+
+Never edit a migration that has shipped: add a new function at the end. A test builds a fresh
+database from these and checks it matches `tokenops.store.schema`, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Executor(Protocol):
+    """Anything that can run one SQL statement (a DuckDB or PostgreSQL connection)."""
+
+    def execute(self, sql: str, /) -> object: ...
+
+
+Migration = Callable[[Executor], None]
+
+
+def m001_ledger(db: Executor) -> None:
+    """The ledger: usage events, task runs, outcomes, people, seats and time."""
+    for statement in _M001.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_ledger,)
+
+
+_M001 = """
+CREATE TABLE usage_events (
+  request_id VARCHAR NOT NULL,
+  ts TIMESTAMP NOT NULL,
+  provider VARCHAR NOT NULL,
+  model VARCHAR NOT NULL,
+  model_requested VARCHAR,
+  operation VARCHAR NOT NULL,
+  input_tokens BIGINT NOT NULL,
+  cache_read_tokens BIGINT NOT NULL,
+  cache_write_tokens BIGINT NOT NULL,
+  cache_write_1h_tokens BIGINT NOT NULL,
+  output_tokens BIGINT NOT NULL,
+  reasoning_tokens BIGINT NOT NULL,
+  batch BOOLEAN NOT NULL,
+  status VARCHAR NOT NULL,
+  error_type VARCHAR,
+  latency_ms DOUBLE,
+  ttft_ms DOUBLE,
+  cost_input DECIMAL(18,12),
+  cost_cache_read DECIMAL(18,12),
+  cost_cache_write DECIMAL(18,12),
+  cost_output DECIMAL(18,12),
+  cost_other DECIMAL(18,12),
+  cost_total DECIMAL(18,12),
+  unpriced BOOLEAN NOT NULL,
+  price_source VARCHAR NOT NULL,
+  estimated BOOLEAN NOT NULL,
+  source VARCHAR NOT NULL,
+  api_key_id VARCHAR,
+  user_id VARCHAR,
+  team VARCHAR,
+  feature VARCHAR,
+  workflow VARCHAR,
+  task_run_id VARCHAR,
+  step VARCHAR,
+  iteration INTEGER,
+  customer VARCHAR,
+  tags VARCHAR
+);
+
+CREATE TABLE task_runs (
+  task_run_id VARCHAR NOT NULL,
+  workflow VARCHAR NOT NULL,
+  status VARCHAR NOT NULL,
+  started_at TIMESTAMP NOT NULL,
+  ended_at TIMESTAMP,
+  user_id VARCHAR,
+  team VARCHAR,
+  customer VARCHAR,
+  tags VARCHAR
+);
+
+CREATE TABLE outcomes (
+  outcome_id VARCHAR NOT NULL,
+  ts TIMESTAMP NOT NULL,
+  outcome_type VARCHAR NOT NULL,
+  value DECIMAL(18,12),
+  workflow VARCHAR,
+  person_id VARCHAR,
+  team VARCHAR
+);
+
+CREATE TABLE outcome_task_runs (
+  outcome_id VARCHAR NOT NULL,
+  task_run_id VARCHAR NOT NULL
+);
+
+CREATE TABLE people (
+  person_id VARCHAR NOT NULL,
+  team VARCHAR NOT NULL,
+  loaded_hourly_cost DECIMAL(18,12) NOT NULL,
+  name VARCHAR,
+  role VARCHAR,
+  start_date DATE
+);
+
+CREATE TABLE seat_licenses (
+  person_id VARCHAR NOT NULL,
+  tool VARCHAR NOT NULL,
+  monthly_cost DECIMAL(18,12) NOT NULL,
+  start_date DATE NOT NULL,
+  end_date DATE
+);
+
+CREATE TABLE time_entries (
+  entry_id VARCHAR NOT NULL,
+  person_id VARCHAR NOT NULL,
+  activity VARCHAR NOT NULL,
+  start TIMESTAMP NOT NULL,
+  duration_hours DECIMAL(12,6) NOT NULL,
+  tool VARCHAR,
+  workflow VARCHAR
+);
+
+"""

@@ -1,0 +1,73 @@
+"""The one ASGI application `tokenops serve` runs: gateway, JSON API and (soon) dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from tokenops.config import Settings
+from tokenops.gateway.app import Gateway, gateway_routes
+from tokenops.gateway.keys import KeyStore
+from tokenops.guard import Guard
+from tokenops.meter import Meter
+from tokenops.pricing import Pricer
+from tokenops.store import Ledger, open_ledger
+from tokenops.store.writer import LedgerWriter
+from tokenops.web import api, ingest
+
+
+def key_store(settings: Settings) -> KeyStore:
+    """The virtual-key store of a deployment."""
+    return KeyStore(settings.data_dir / "keys.sqlite")
+
+
+def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequence[BaseRoute] = ()) -> Starlette:
+    """Build the server; it owns (and closes) the ledger unless one is passed in.
+
+    `mounts` adds routes, e.g. the demo's built-in fake provider.
+    """
+    owned = ledger is None
+    store = ledger if ledger is not None else open_ledger(settings.ledger)
+    writer = LedgerWriter(store, settings.data_dir / "spool", flush_interval=1.0)
+    pricer = Pricer(settings.pricing.overrides)
+    gateway = Gateway(
+        settings.gateway,
+        keys=key_store(settings),
+        meter=Meter(pricer),
+        writer=writer,
+        guard=Guard(settings.guard, pricer),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        writer.start()
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+            writer.close()
+            if owned:
+                store.close()
+
+    async def index(request: Request) -> Response:
+        return PlainTextResponse(
+            "tokenops is running.\n\n"
+            "Gateway: point OpenAI/Anthropic SDKs at this URL (base_url=.../v1 for OpenAI).\n"
+            "JSON API: /api/summary, /api/spend?by=team&grain=day, /api/tokens-per-task, /api/events\n"
+            "Metrics: /metrics   Health: /healthz\n"
+        )
+
+    app = Starlette(
+        routes=[Route("/", index), *api.routes, *ingest.routes, *gateway_routes(gateway), *mounts], lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.state.ledger = store
+    app.state.gateway = gateway
+    app.state.writer = writer
+    return app
