@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenops.cli import demo, events, keys, price, report, serve
+from tokenops.cli import demo, events, imports, keys, price, report, serve
 
 app = typer.Typer(
     name="tokenops",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("price")(price.price)
+app.command("import")(imports.import_)
 app.add_typer(events.app, name="events")
 app.add_typer(report.app, name="report")
 app.add_typer(keys.app, name="keys")
