@@ -20,9 +20,9 @@ from typing import IO, Any, Protocol
 
 import pyarrow as pa
 
-from tokenops.events import Outcome, Person, SeatLicense, TaskRun, TimeEntry, UsageEvent
+from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
 
-Record = UsageEvent | TaskRun | Outcome | Person | SeatLicense | TimeEntry
+Record = UsageEvent | TaskRun | Outcome | Person | SeatLicense | TimeEntry | ProviderUsage | BilledCost
 """Anything an importer can hand to the ledger."""
 
 MAX_ERRORS_KEPT = 10_000

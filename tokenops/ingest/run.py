@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from tokenops.errors import TokenopsError
-from tokenops.events import Outcome, Person, SeatLicense, TaskRun, TimeEntry, UsageEvent
+from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
 from tokenops.ingest._rows import Batch, Importer, ImportReport, Record
 from tokenops.store import Ledger
 
@@ -117,4 +117,6 @@ _RECORDERS: dict[type, Callable[[Ledger, list[Record]], int]] = {
     Person: lambda ledger, rs: ledger.record_people(rs),  # type: ignore[arg-type]
     SeatLicense: lambda ledger, rs: ledger.record_seats(rs),  # type: ignore[arg-type]
     TimeEntry: lambda ledger, rs: ledger.record_time_entries(rs),  # type: ignore[arg-type]
+    ProviderUsage: lambda ledger, rs: ledger.record_provider_usage(rs),  # type: ignore[arg-type]
+    BilledCost: lambda ledger, rs: ledger.record_billed_costs(rs),  # type: ignore[arg-type]
 }

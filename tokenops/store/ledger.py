@@ -13,7 +13,7 @@ from typing import Self
 
 import pyarrow as pa
 
-from tokenops.events import Outcome, Person, SeatLicense, TaskRun, TimeEntry, UsageEvent
+from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
 from tokenops.store import rows
 from tokenops.store.schema import TABLES
 
@@ -82,6 +82,14 @@ class Ledger(abc.ABC):
     def record_time_entries(self, entries: Iterable[TimeEntry]) -> int:
         """Append time entries; re-imports are ignored."""
         return self._append_rows("time_entries", (rows.time_entry_row(e) for e in entries))
+
+    def record_provider_usage(self, reports: Iterable[ProviderUsage]) -> int:
+        """Append provider usage buckets; re-imports are ignored."""
+        return self._append_rows("provider_usage", (rows.provider_usage_row(r) for r in reports))
+
+    def record_billed_costs(self, lines: Iterable[BilledCost]) -> int:
+        """Append billed cost lines; re-imports are ignored."""
+        return self._append_rows("billed_costs", (rows.billed_cost_row(c) for c in lines))
 
     def events(self, where: str = "TRUE", params: Sequence[object] = (), limit: int = 100) -> list[UsageEvent]:
         """Usage events matching a SQL condition, newest first."""

@@ -26,7 +26,14 @@ def m001_ledger(db: Executor) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_ledger,)
+def m002_provider_reports(db: Executor) -> None:
+    """What providers report themselves (usage buckets, billed costs), kept apart for reconciliation."""
+    for statement in _M002.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_ledger, m002_provider_reports)
 
 
 _M001 = """
@@ -124,4 +131,51 @@ CREATE TABLE time_entries (
   workflow VARCHAR
 );
 
+"""
+
+_M002 = """
+CREATE TABLE provider_usage (
+  usage_id VARCHAR NOT NULL,
+  source VARCHAR NOT NULL,
+  provider VARCHAR NOT NULL,
+  start_ts TIMESTAMP NOT NULL,
+  end_ts TIMESTAMP NOT NULL,
+  model VARCHAR,
+  requests BIGINT NOT NULL,
+  input_tokens BIGINT NOT NULL,
+  cache_read_tokens BIGINT NOT NULL,
+  cache_write_tokens BIGINT NOT NULL,
+  cache_write_1h_tokens BIGINT NOT NULL,
+  output_tokens BIGINT NOT NULL,
+  reasoning_tokens BIGINT NOT NULL,
+  batch BOOLEAN NOT NULL,
+  project_id VARCHAR,
+  user_id VARCHAR,
+  api_key_id VARCHAR,
+  cost_total DECIMAL(18,12),
+  unpriced BOOLEAN NOT NULL,
+  price_source VARCHAR NOT NULL,
+  tags VARCHAR
+);
+
+CREATE TABLE billed_costs (
+  cost_id VARCHAR NOT NULL,
+  source VARCHAR NOT NULL,
+  provider VARCHAR NOT NULL,
+  start_ts TIMESTAMP NOT NULL,
+  end_ts TIMESTAMP NOT NULL,
+  billed DECIMAL(18,12) NOT NULL,
+  currency VARCHAR NOT NULL,
+  effective DECIMAL(18,12),
+  list_cost DECIMAL(18,12),
+  service VARCHAR,
+  model VARCHAR,
+  line_item VARCHAR,
+  charge_category VARCHAR NOT NULL,
+  project_id VARCHAR,
+  account_id VARCHAR,
+  quantity DECIMAL(28,6),
+  unit VARCHAR,
+  tags VARCHAR
+);
 """

@@ -12,9 +12,11 @@ import pyarrow as pa
 
 from tokenops.events import (
     Attribution,
+    BilledCost,
     Cost,
     Outcome,
     Person,
+    ProviderUsage,
     SeatLicense,
     TaskRun,
     TimeEntry,
@@ -205,6 +207,58 @@ def time_entry_row(entry: TimeEntry) -> dict[str, object]:
         "duration_hours": entry.duration_hours.quantize(Decimal("1e-6")),
         "tool": entry.tool,
         "workflow": entry.workflow,
+    }
+
+
+def provider_usage_row(report: ProviderUsage) -> dict[str, object]:
+    """One provider usage bucket as a ledger row."""
+    u = report.usage
+    return {
+        "usage_id": report.usage_id,
+        "source": report.source,
+        "provider": report.provider,
+        "start_ts": utc_naive(report.start),
+        "end_ts": utc_naive(report.end),
+        "model": report.model,
+        "requests": report.requests,
+        "input_tokens": u.input_tokens,
+        "cache_read_tokens": u.cache_read_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "cache_write_1h_tokens": u.cache_write_1h_tokens,
+        "output_tokens": u.output_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "batch": report.batch,
+        "project_id": report.project_id,
+        "user_id": report.user_id,
+        "api_key_id": report.api_key_id,
+        "cost_total": money(report.cost.total) if report.cost is not None else None,
+        "unpriced": report.cost is None,
+        "price_source": report.price_source,
+        "tags": _tags(report.tags),
+    }
+
+
+def billed_cost_row(line: BilledCost) -> dict[str, object]:
+    """One billed cost line as a ledger row."""
+    return {
+        "cost_id": line.cost_id,
+        "source": line.source,
+        "provider": line.provider,
+        "start_ts": utc_naive(line.start),
+        "end_ts": utc_naive(line.end),
+        "billed": money(line.billed),
+        "currency": line.currency,
+        "effective": money(line.effective),
+        "list_cost": money(line.list_cost),
+        "service": line.service,
+        "model": line.model,
+        "line_item": line.line_item,
+        "charge_category": line.charge_category,
+        "project_id": line.project_id,
+        "account_id": line.account_id,
+        "quantity": line.quantity.quantize(Decimal("1e-6")) if line.quantity is not None else None,
+        "unit": line.unit,
+        "tags": _tags(line.tags),
     }
 
 

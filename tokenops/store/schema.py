@@ -131,6 +131,51 @@ TIME_ENTRIES: tuple[Column, ...] = (
     _c("workflow", "VARCHAR", pa.string()),
 )
 
+PROVIDER_USAGE: tuple[Column, ...] = (
+    _c("usage_id", "VARCHAR", pa.string(), False),
+    _c("source", "VARCHAR", pa.string(), False),
+    _c("provider", "VARCHAR", pa.string(), False),
+    _c("start_ts", "TIMESTAMP", TS, False),
+    _c("end_ts", "TIMESTAMP", TS, False),
+    _c("model", "VARCHAR", pa.string()),
+    _c("requests", "BIGINT", pa.int64(), False),
+    _c("input_tokens", "BIGINT", pa.int64(), False),
+    _c("cache_read_tokens", "BIGINT", pa.int64(), False),
+    _c("cache_write_tokens", "BIGINT", pa.int64(), False),
+    _c("cache_write_1h_tokens", "BIGINT", pa.int64(), False),
+    _c("output_tokens", "BIGINT", pa.int64(), False),
+    _c("reasoning_tokens", "BIGINT", pa.int64(), False),
+    _c("batch", "BOOLEAN", pa.bool_(), False),
+    _c("project_id", "VARCHAR", pa.string()),
+    _c("user_id", "VARCHAR", pa.string()),
+    _c("api_key_id", "VARCHAR", pa.string()),
+    _c("cost_total", MONEY_SQL, MONEY_ARROW),
+    _c("unpriced", "BOOLEAN", pa.bool_(), False),
+    _c("price_source", "VARCHAR", pa.string(), False),
+    _c("tags", "VARCHAR", pa.string()),
+)
+
+BILLED_COSTS: tuple[Column, ...] = (
+    _c("cost_id", "VARCHAR", pa.string(), False),
+    _c("source", "VARCHAR", pa.string(), False),
+    _c("provider", "VARCHAR", pa.string(), False),
+    _c("start_ts", "TIMESTAMP", TS, False),
+    _c("end_ts", "TIMESTAMP", TS, False),
+    _c("billed", MONEY_SQL, MONEY_ARROW, False),
+    _c("currency", "VARCHAR", pa.string(), False),
+    _c("effective", MONEY_SQL, MONEY_ARROW),
+    _c("list_cost", MONEY_SQL, MONEY_ARROW),
+    _c("service", "VARCHAR", pa.string()),
+    _c("model", "VARCHAR", pa.string()),
+    _c("line_item", "VARCHAR", pa.string()),
+    _c("charge_category", "VARCHAR", pa.string(), False),
+    _c("project_id", "VARCHAR", pa.string()),
+    _c("account_id", "VARCHAR", pa.string()),
+    _c("quantity", "DECIMAL(28,6)", pa.decimal128(28, 6)),
+    _c("unit", "VARCHAR", pa.string()),
+    _c("tags", "VARCHAR", pa.string()),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Table:
@@ -166,5 +211,7 @@ TABLES: dict[str, Table] = {
         Table("people", PEOPLE, ("person_id",), replace=True),
         Table("seat_licenses", SEAT_LICENSES, ("person_id", "tool", "start_date"), replace=True),
         Table("time_entries", TIME_ENTRIES, ("entry_id",)),
+        Table("provider_usage", PROVIDER_USAGE, ("usage_id",)),
+        Table("billed_costs", BILLED_COSTS, ("cost_id",)),
     )
 }
