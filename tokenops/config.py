@@ -20,7 +20,7 @@ from pydantic_settings import (
 from tokenops.errors import ConfigError
 from tokenops.gateway.streaming import AbortPolicy
 from tokenops.gateway.upstream import DEFAULT_UPSTREAMS, Upstream
-from tokenops.guard.policies import Policies
+from tokenops.guard.policies import GuardBackend, Policies
 from tokenops.pricing.overrides import PriceOverride
 
 DEFAULT_CONFIG = Path("tokenops.toml")
@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     """Upstreams and call handling."""
     guard: Policies = Field(default_factory=Policies)
     """Guardrails checked before a call is forwarded (task budgets, caps, model rules)."""
+    guard_backend: GuardBackend = Field(default_factory=GuardBackend)
+    """Where guard counters live (in-process or Redis shared by replicas), fail-open/closed, alert webhook."""
 
     @classmethod
     def settings_customise_sources(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenops.cli import demo, events, imports, keys, price, report, serve
+from tokenops.cli import budgets, demo, events, imports, keys, price, report, serve
 
 app = typer.Typer(
     name="tokenops",
@@ -20,6 +20,7 @@ app.command("import")(imports.import_)
 app.add_typer(events.app, name="events")
 app.add_typer(report.app, name="report")
 app.add_typer(keys.app, name="keys")
+app.add_typer(budgets.app, name="budgets")
 
 
 def main() -> None:

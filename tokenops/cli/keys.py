@@ -10,6 +10,7 @@ from rich.console import Console
 
 from tokenops.cli.common import ConfigOption, fail, settings_from
 from tokenops.cli.output import Format, emit
+from tokenops.gateway.keys import Role
 from tokenops.web.app import key_store
 
 app = typer.Typer(help="Create, list and revoke gateway keys (stored hashed).", no_args_is_help=True)
@@ -20,14 +21,18 @@ def create(
     user: Annotated[str | None, typer.Option(help="User the key's spend is charged to.")] = None,
     team: Annotated[str | None, typer.Option(help="Team the key's spend is charged to.")] = None,
     name: Annotated[str | None, typer.Option(help="Label, e.g. the application using it.")] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="An admin key: may also change policies (`tokenops budgets`).")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Create a key; the secret is printed once and never stored."""
     if user is None and team is None:
         raise fail("give --user and/or --team so the key's spend can be attributed")
-    info, secret = key_store(settings_from(config)).create(user=user, team=team, name=name)
+    role: Role = "admin" if admin else "app"
+    info, secret = key_store(settings_from(config)).create(user=user, team=team, name=name, role=role)
     console = Console()
-    console.print(f"created [bold]{info.key_id}[/bold] for user={user!r} team={team!r}")
+    console.print(f"created {role} key [bold]{info.key_id}[/bold] for user={user!r} team={team!r}")
     console.print("secret (shown once, store it now):", style="yellow")
     print(secret)
 
@@ -45,6 +50,7 @@ def list_keys(
             "user": k.user,
             "team": k.team,
             "name": k.name,
+            "role": k.role,
             "created_at": k.created_at,
             "revoked": k.revoked,
         }

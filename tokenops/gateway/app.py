@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import aiohttp
 from starlette.requests import Request
@@ -17,9 +20,11 @@ from tokenops.gateway.metrics import Metrics
 from tokenops.gateway.proxy import ProxyEndpoint
 from tokenops.gateway.spend import TaskSpend
 from tokenops.gateway.upstream import Upstream, select
-from tokenops.guard import Guard
+from tokenops.guard import Admission, Guard, InProcessCounters
 from tokenops.meter import Meter
 from tokenops.store.writer import LedgerWriter
+
+log = logging.getLogger(__name__)
 
 
 class Gateway:
@@ -37,6 +42,7 @@ class Gateway:
         self.metrics = Metrics()
         self.task_spend = TaskSpend()
         self._session: aiohttp.ClientSession | None = None
+        self._settling: set[asyncio.Task[None]] = set()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -52,8 +58,29 @@ class Gateway:
         # load the price list now rather than on the first caller's request
         self.meter.pricer.price("gpt-4o-mini", TokenUsage(input_tokens=1, output_tokens=1), ts=datetime.now(UTC))
 
+    def settle(self, admission: Admission, cost: Decimal | None, tokens: int) -> None:
+        """Settle a call's reservation without blocking the event loop on shared counters.
+
+        In-process counters settle at once. Redis counters settle in a background task: until it
+        lands the counter still holds the worst case, which only errs on the side of refusing.
+        """
+        if isinstance(self.guard.counters, InProcessCounters):
+            self.guard.settle(admission, cost, tokens)
+            return
+        task = asyncio.get_running_loop().create_task(self.guard.settle_async(admission, cost, tokens))
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("tokenops guard: settling a reservation failed: %r", exc)
+
     async def stop(self) -> None:
-        """Close the pool."""
+        """Wait for pending settlements, close the pool and the guard's async connections."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+        await self.guard.counters.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None

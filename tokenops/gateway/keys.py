@@ -19,8 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, cast
 
 KEY_PREFIX = "tok-"
+Role = Literal["app", "admin"]
+"""`app` keys call models through the gateway; `admin` keys may also change policies (the admin API)."""
 _NEGATIVE_TTL_S = 1.0
 _POSITIVE_TTL_S = 2.0  # a key revoked by another process is refused within this time
 
@@ -41,6 +44,8 @@ class KeyInfo:
     """When it was created."""
     revoked: bool = False
     """Revoked keys are refused."""
+    role: Role = "app"
+    """What the key may do besides calling models."""
 
 
 def hash_key(secret: str) -> str:
@@ -62,6 +67,9 @@ class KeyStore:
                 "CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY, key_hash TEXT UNIQUE NOT NULL, "
                 "user_id TEXT, team TEXT, name TEXT, created_at TEXT NOT NULL, revoked_at TEXT)"
             )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+            if "role" not in columns:  # key files from before roles existed
+                db.execute("ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'app'")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -72,7 +80,9 @@ class KeyStore:
         finally:
             db.close()
 
-    def create(self, *, user: str | None, team: str | None, name: str | None = None) -> tuple[KeyInfo, str]:
+    def create(
+        self, *, user: str | None, team: str | None, name: str | None = None, role: Role = "app"
+    ) -> tuple[KeyInfo, str]:
         """Create a key; returns its info and the secret, which is never stored or shown again."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         info = KeyInfo(
@@ -81,11 +91,13 @@ class KeyStore:
             team=team,
             name=name,
             created_at=datetime.now(UTC),
+            role=role,
         )
         with self._connect() as db:
             db.execute(
-                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (info.key_id, hash_key(secret), user, team, name, info.created_at.isoformat()),
+                "INSERT INTO api_keys (key_id, key_hash, user_id, team, name, created_at, role) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (info.key_id, hash_key(secret), user, team, name, info.created_at.isoformat(), role),
             )
         return info, secret
 
@@ -104,7 +116,8 @@ class KeyStore:
         """Every key, newest first."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT key_id, user_id, team, name, created_at, revoked_at FROM api_keys ORDER BY created_at DESC"
+                "SELECT key_id, user_id, team, name, created_at, revoked_at, role FROM api_keys "
+                "ORDER BY created_at DESC"
             ).fetchall()
         return [_info(row) for row in rows]
 
@@ -119,7 +132,7 @@ class KeyStore:
             return None
         with self._connect() as db:
             row = db.execute(
-                "SELECT key_id, user_id, team, name, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
+                "SELECT key_id, user_id, team, name, created_at, revoked_at, role FROM api_keys WHERE key_hash = ?",
                 (digest,),
             ).fetchone()
         info = _info(row) if row else None
@@ -134,6 +147,14 @@ class KeyStore:
         return info
 
 
-def _info(row: tuple[str, str | None, str | None, str | None, str, str | None]) -> KeyInfo:
-    key_id, user, team, name, created_at, revoked_at = row
-    return KeyInfo(key_id, user, team, name, datetime.fromisoformat(created_at), revoked=revoked_at is not None)
+def _info(row: tuple[str, str | None, str | None, str | None, str, str | None, str]) -> KeyInfo:
+    key_id, user, team, name, created_at, revoked_at, role = row
+    return KeyInfo(
+        key_id,
+        user,
+        team,
+        name,
+        datetime.fromisoformat(created_at),
+        revoked=revoked_at is not None,
+        role=cast(Role, role),
+    )

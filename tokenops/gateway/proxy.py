@@ -160,9 +160,9 @@ class ProxyEndpoint:
             data=data,
             attribution=attribute(headers, key, data),
         )
-        return self._guard(call, len(raw))
+        return await self._guard(call, len(raw))
 
-    def _guard(self, call: Call, body_bytes: int) -> Call:
+    async def _guard(self, call: Call, body_bytes: int) -> Call:
         """Ask the guardrails before any money is spent: refuse, or forward (maybe downgraded or clamped)."""
         assert call.request.model is not None
         facts = CallFacts(
@@ -174,8 +174,12 @@ class ProxyEndpoint:
             workflow=call.attribution.workflow,
             team=call.attribution.team,
             task_run_id=call.attribution.task_run_id,
+            key_id=call.attribution.api_key_id,
+            user=call.attribution.user,
+            customer=call.attribution.customer,
+            iteration=call.attribution.iteration,
         )
-        decision = self.gateway.guard.admit(facts)
+        decision = await self.gateway.guard.admit_async(facts)
         if isinstance(decision, Refusal):
             self._record_blocked(call, decision)
             raise GatewayError(decision.status, decision.message, error_type=decision.type, headers=NO_RETRY)
@@ -383,9 +387,7 @@ class ProxyEndpoint:
         event = gw.meter.event(record)
         call.recorded = True
         if call.admission is not None:
-            gw.guard.settle(
-                call.admission, event.cost.total if event.cost else None, usage.total_tokens if usage else 0
-            )
+            gw.settle(call.admission, event.cost.total if event.cost else None, usage.total_tokens if usage else 0)
         if event.cost is not None and call.attribution.task_run_id:
             gw.task_spend.add(call.attribution.task_run_id, event.cost.total)
         gw.writer.submit(event, call.call_id)

@@ -111,6 +111,9 @@ class _Meter:
                 workflow=state.workflow if state else None,
                 team=(state.team if state else None) or runtime.team,
                 task_run_id=state.task_run_id if state else None,
+                user=(state.user if state else None) or runtime.user,
+                customer=state.customer if state else None,
+                iteration=call.iteration,
             )
         )
         if isinstance(decision, Refusal):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -13,17 +15,38 @@ from starlette.routing import BaseRoute, Route
 from tokenops.config import Settings
 from tokenops.gateway.app import Gateway, gateway_routes
 from tokenops.gateway.keys import KeyStore
-from tokenops.guard import Guard
+from tokenops.guard import Guard, open_guard
+from tokenops.guard.policy_store import FilePolicyStore, PolicyStore, PolicyStoreError, PolicySync, RedisPolicyStore
 from tokenops.meter import Meter
 from tokenops.pricing import Pricer
 from tokenops.store import Ledger, open_ledger
 from tokenops.store.writer import LedgerWriter
-from tokenops.web import api, ingest
+from tokenops.web import admin, api, ingest
+
+log = logging.getLogger(__name__)
 
 
 def key_store(settings: Settings) -> KeyStore:
     """The virtual-key store of a deployment."""
     return KeyStore(settings.data_dir / "keys.sqlite")
+
+
+def policy_store(settings: Settings) -> PolicyStore:
+    """Where admin policy changes are kept: Redis when replicas share counters, else the data directory."""
+    backend = settings.guard_backend
+    if backend.redis_url:
+        return RedisPolicyStore(backend.redis_url, backend.key_prefix)
+    return FilePolicyStore(settings.data_dir / "policies.json")
+
+
+def _guard(settings: Settings, pricer: Pricer) -> tuple[Guard, PolicySync]:
+    guard = open_guard(settings.guard, pricer, settings.guard_backend)
+    sync = PolicySync(guard, policy_store(settings), settings.guard)
+    try:
+        sync.refresh()  # an admin's stored set applies from the first call
+    except PolicyStoreError as exc:
+        log.error("tokenops guard: cannot read the stored policies, starting with the config file's: %s", exc)
+    return guard, sync
 
 
 def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequence[BaseRoute] = ()) -> Starlette:
@@ -35,22 +58,26 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
     store = ledger if ledger is not None else open_ledger(settings.ledger)
     writer = LedgerWriter(store, settings.data_dir / "spool", flush_interval=1.0)
     pricer = Pricer(settings.pricing.overrides)
+    guard, sync = _guard(settings, pricer)
     gateway = Gateway(
         settings.gateway,
         keys=key_store(settings),
         meter=Meter(pricer),
         writer=writer,
-        guard=Guard(settings.guard, pricer),
+        guard=guard,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer.start()
         await gateway.start()
+        polling = asyncio.get_running_loop().create_task(sync.run())
         try:
             yield
         finally:
+            polling.cancel()
             await gateway.stop()
+            guard.close()
             writer.close()
             if owned:
                 store.close()
@@ -64,10 +91,19 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
         )
 
     app = Starlette(
-        routes=[Route("/", index), *api.routes, *ingest.routes, *gateway_routes(gateway), *mounts], lifespan=lifespan
+        routes=[
+            Route("/", index),
+            *api.routes,
+            *ingest.routes,
+            *admin.routes,
+            *gateway_routes(gateway),
+            *mounts,
+        ],
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.ledger = store
     app.state.gateway = gateway
+    app.state.policy_sync = sync
     app.state.writer = writer
     return app
