@@ -152,4 +152,7 @@ def test_policies_from_the_config_file_and_budget_errors_say_when_quotas_reset(
     assert body["type"] == "tokenops_quota_exceeded"  # type: ignore[index]
     message = body["message"]  # type: ignore[index]
     assert "team-daily" in message and "support" in message and "Europe/Paris" in message and "reset" in message
+    detail = body["tokenops"]  # type: ignore[index]
+    assert (detail["policy"], detail["unit"], detail["limit"]) == ("team-daily", "usd", "0.000001")
+    assert detail["resets_at"] is not None and detail["retry_after_s"] > 0
     ledger.close()

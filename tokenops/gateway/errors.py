@@ -6,6 +6,8 @@ they would raise against the real provider (401 -> AuthenticationError, 429 -> R
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 from starlette.responses import Response
 
@@ -48,9 +50,11 @@ class GatewayError(Exception):
         code: str | None = None,
         error_type: str | None = None,
         headers: dict[str, str] | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.headers = headers
+        self.detail = detail
         self.status = status
         self.message = message
         self.code = code
@@ -59,7 +63,13 @@ class GatewayError(Exception):
     def response(self, flavour: Flavour, headers: dict[str, str] | None = None) -> Response:
         """The error as the provider would have sent it."""
         return error_response(
-            flavour, self.status, self.message, code=self.code, error_type=self.error_type, headers=headers
+            flavour,
+            self.status,
+            self.message,
+            code=self.code,
+            error_type=self.error_type,
+            headers=headers,
+            detail=self.detail,
         )
 
 
@@ -71,30 +81,41 @@ def error_response(
     code: str | None = None,
     error_type: str | None = None,
     headers: dict[str, str] | None = None,
+    detail: Mapping[str, object] | None = None,
 ) -> Response:
     """Build an error response in `flavour`'s format."""
-    body = error_body(flavour, status, message, code=code, error_type=error_type)
+    body = error_body(flavour, status, message, code=code, error_type=error_type, detail=detail)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def error_body(
-    flavour: Flavour, status: int, message: str, *, code: str | None = None, error_type: str | None = None
+    flavour: Flavour,
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    error_type: str | None = None,
+    detail: Mapping[str, object] | None = None,
 ) -> bytes:
-    """The JSON error body the provider would send (shared with the SDK's refusals)."""
+    """The JSON error body the provider would send (shared with the SDK's refusals).
+
+    `detail` (a guardrail's limit, spend and reset time) goes under `error.tokenops`: both SDKs keep
+    unknown fields of an error object, so callers can read it without parsing the message.
+    """
+    error: dict[str, object]
     if flavour == "anthropic":
-        body: dict[str, object] = {
-            "type": "error",
-            "error": {"type": error_type or _ANTHROPIC_TYPES.get(status, "api_error"), "message": message},
-        }
+        error = {"type": error_type or _ANTHROPIC_TYPES.get(status, "api_error"), "message": message}
+        body: dict[str, object] = {"type": "error", "error": error}
     else:
-        body = {
-            "error": {
-                "message": message,
-                "type": error_type or _OPENAI_TYPES.get(status, "server_error"),
-                "param": None,
-                "code": code,
-            }
+        error = {
+            "message": message,
+            "type": error_type or _OPENAI_TYPES.get(status, "server_error"),
+            "param": None,
+            "code": code,
         }
+        body = {"error": error}
+    if detail is not None:
+        error["tokenops"] = dict(detail)
     return orjson.dumps(body)
 
 

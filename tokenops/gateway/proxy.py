@@ -182,7 +182,11 @@ class ProxyEndpoint:
         decision = await self.gateway.guard.admit_async(facts)
         if isinstance(decision, Refusal):
             self._record_blocked(call, decision)
-            raise GatewayError(decision.status, decision.message, error_type=decision.type, headers=NO_RETRY)
+            retry_after = decision.retry_after_s if decision.retryable else None
+            headers = {"retry-after": str(retry_after)} if retry_after else NO_RETRY
+            raise GatewayError(
+                decision.status, decision.message, error_type=decision.type, headers=headers, detail=decision.detail()
+            )
         call.admission = decision
         if decision.model != call.request.model or decision.max_output_tokens is not None:
             data = dict(call.data)
