@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tokenops.events import Outcome, TaskRun, UsageEvent
-from tokenops.guard import Guard, Policies
+from tokenops.guard import Guard, GuardBackend, Policies, open_guard
 from tokenops.meter import Meter
 from tokenops.pricing import PriceOverride, Pricer
 from tokenops.sdk.shipper import Shipper
@@ -33,6 +33,7 @@ class Runtime:
         shipper: Shipper | None = None,
         overrides: Sequence[PriceOverride] = (),
         policies: Policies | None = None,
+        guard_backend: GuardBackend | None = None,
         user: str | None = None,
         team: str | None = None,
     ) -> None:
@@ -42,8 +43,8 @@ class Runtime:
         self.shipper = shipper
         pricer = Pricer(overrides)
         self.meter = Meter(pricer)
-        self.guard = Guard(policies or Policies(), pricer)
-        """The same policy engine as the gateway's (counters are per process)."""
+        self.guard: Guard = open_guard(policies or Policies(), pricer, guard_backend)
+        """The same policy engine as the gateway's: counters per process, or on the gateways' Redis."""
         self.writer = LedgerWriter(ledger, spool_dir) if ledger is not None else None
         self.user = user
         self.team = team
@@ -97,6 +98,7 @@ class Runtime:
                 self._ledger.close()
             if self.shipper is not None:
                 self.shipper.close()
+            self.guard.close()
 
 
 _lock = threading.Lock()
@@ -111,11 +113,13 @@ def configure(
     spool_dir: str | Path | None = None,
     overrides: Sequence[PriceOverride] = (),
     policies: Policies | None = None,
+    guard_backend: GuardBackend | None = None,
     user: str | None = None,
     team: str | None = None,
 ) -> Runtime:
     """Send this process's metered calls, task runs and outcomes to a local ledger file, or, with
-    `server=` and `api_key=` (a tokenops key), to a tokenops server."""
+    `server=` and `api_key=` (a tokenops key), to a tokenops server. `guard_backend=` with the
+    gateways' `redis_url` makes this process share their budgets and quotas."""
     path = Path(ledger)
     spool = Path(spool_dir) if spool_dir else path.with_name(path.name + ".spool")
     if server is not None:
@@ -126,12 +130,19 @@ def configure(
             shipper=Shipper(server, api_key, spool / "ship.jsonl"),
             overrides=overrides,
             policies=policies,
+            guard_backend=guard_backend,
             user=user,
             team=team,
         )
     else:
         runtime = Runtime(
-            DuckDBLedger(path), spool_dir=spool, overrides=overrides, policies=policies, user=user, team=team
+            DuckDBLedger(path),
+            spool_dir=spool,
+            overrides=overrides,
+            policies=policies,
+            guard_backend=guard_backend,
+            user=user,
+            team=team,
         )
     with _lock:
         for old in _runtime:
