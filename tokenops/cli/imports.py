@@ -48,7 +48,7 @@ def import_(
         store = DuckDBLedger(path)
     except duckdb.IOException as exc:
         raise fail(f"the ledger {str(path)!r} is held by a running tokenops server; stop it or import there") from exc
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # keep each `file:line: reason` on one line
     try:
         with Progress(
             "[progress.description]{task.description}",
