@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenops.cli import budgets, demo, events, imports, keys, price, report, serve
+from tokenops.cli import budgets, demo, events, imports, keys, price, reconcile, report, serve
 
 app = typer.Typer(
     name="tokenops",
@@ -17,6 +17,7 @@ app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("price")(price.price)
 app.command("import")(imports.import_)
+app.command("reconcile")(reconcile.reconcile)
 app.add_typer(events.app, name="events")
 app.add_typer(report.app, name="report")
 app.add_typer(keys.app, name="keys")

@@ -21,7 +21,7 @@ from tokenops.meter import Meter
 from tokenops.pricing import Pricer
 from tokenops.store import Ledger, open_ledger
 from tokenops.store.writer import LedgerWriter
-from tokenops.web import admin, api, ingest, outcomes
+from tokenops.web import admin, api, ingest, otlp, outcomes
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
             Route("/", index),
             *api.routes,
             *ingest.routes,
+            *otlp.routes,
             *outcomes.routes,
             *admin.routes,
             *gateway_routes(gateway),
