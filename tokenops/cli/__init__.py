@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenops.cli import budgets, demo, events, imports, keys, price, reconcile, report, serve
+from tokenops.cli import budgets, demo, events, export, imports, keys, price, reconcile, report, serve
 
 app = typer.Typer(
     name="tokenops",
@@ -22,6 +22,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(report.app, name="report")
 app.add_typer(keys.app, name="keys")
 app.add_typer(budgets.app, name="budgets")
+app.add_typer(export.app, name="export")
 
 
 def main() -> None:
