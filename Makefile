@@ -26,8 +26,15 @@ install: $(SYNCED) ## Create .venv with tokenops and its locked dependencies
 demo: $(SYNCED) ## Generate the demo organisation and serve it on http://127.0.0.1:8787
 	$(VENV)/bin/tokenops demo
 
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: chromium
+chromium: ## Install Debian's Chromium for the browser tests, only if missing (Playwright never downloads one)
+	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
 .PHONY: test
-test: $(SYNCED) ## Run the whole test suite
+test: $(SYNCED) chromium ## Run the whole test suite
 	$(VENV)/bin/pytest
 
 .PHONY: lint

@@ -88,7 +88,7 @@ def bench_demo(folder: Path) -> tuple[str, str, str, bool]:
     try:
         while time.perf_counter() - started < 180:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/summary", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)

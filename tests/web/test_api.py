@@ -1,32 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
-
-import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.factories import T0, event
+from tests.web.conftest import SignIn
 from tokenops.config import Settings
-from tokenops.store import DuckDBLedger
-from tokenops.web import create_app
-
-
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    ledger = DuckDBLedger(":memory:")
-    ledger.record_events(
-        [
-            event("a1", team="support", input_tokens=1_000, output_tokens=500),
-            event("a2", team="support", ts=T0 + timedelta(days=1)),
-            event("b1", team="sales", model="gpt-4o-mini"),
-            event("u1", team="sales", model="acme-internal-llm", provider="self-hosted"),
-            event("n1", team=None, user=None),
-        ]
-    )
-    with TestClient(create_app(Settings(), ledger)) as test_client:
-        yield test_client
-    ledger.close()
+from tokenops.web.app import key_store
 
 
 def test_summary_calls_out_unpriced_and_unattributed_spend(client: TestClient) -> None:
@@ -64,3 +43,37 @@ def test_events_are_newest_first_with_their_attribution(client: TestClient) -> N
 
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_read_routes_need_a_signed_in_user_or_an_admin_key(app: Starlette, settings: Settings) -> None:
+    _, admin_key = key_store(settings).create(user="ops", team=None, role="admin")
+    _, app_key = key_store(settings).create(user="ana", team="support")
+    with TestClient(app) as anonymous:
+        for path in ("/api/summary", "/api/spend", "/api/tokens-per-task", "/api/events"):
+            reply = anonymous.get(path)
+            assert reply.status_code == 401, path
+            assert "Sign in" in reply.json()["error"]["message"]
+        assert anonymous.get("/api/summary", headers={"Authorization": f"Bearer {app_key}"}).status_code == 401
+        as_admin = anonymous.get("/api/summary", headers={"Authorization": f"Bearer {admin_key}"})
+        assert as_admin.status_code == 200
+        assert as_admin.json()["events"] == 5
+
+
+def test_a_lead_gets_only_their_team_and_a_403_for_another(sign_in: SignIn) -> None:
+    lead = sign_in("lead", "support")
+    assert lead.get("/api/summary").json()["events"] == 2
+    assert lead.get("/api/summary", params={"team": "support"}).json()["events"] == 2
+    teams = {r["team"] for r in lead.get("/api/spend", params={"by": "team"}).json()["rows"]}
+    assert teams == {"support"}
+    assert {e["team"] for e in lead.get("/api/events").json()["events"]} == {"support"}
+    assert [r["workflow"] for r in lead.get("/api/tokens-per-task").json()["rows"]] == ["support_ticket"]
+    for path in ("/api/summary", "/api/spend", "/api/tokens-per-task", "/api/events"):
+        denied = lead.get(path, params={"team": "sales"})
+        assert denied.status_code == 403, path
+        assert "may not see 'sales'" in denied.json()["error"]["message"]
+
+
+def test_a_viewer_reads_every_team(sign_in: SignIn) -> None:
+    viewer = sign_in("viewer")
+    assert viewer.get("/api/summary").json()["events"] == 5
+    assert viewer.get("/api/summary", params={"team": "sales"}).json()["events"] == 2

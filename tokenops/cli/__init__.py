@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenops.cli import budgets, demo, events, export, imports, keys, price, reconcile, report, serve
+from tokenops.cli import budgets, demo, events, export, imports, keys, price, reconcile, report, serve, users
 
 app = typer.Typer(
     name="tokenops",
@@ -23,6 +23,7 @@ app.add_typer(report.app, name="report")
 app.add_typer(keys.app, name="keys")
 app.add_typer(budgets.app, name="budgets")
 app.add_typer(export.app, name="export")
+app.add_typer(users.app, name="users")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from tokenops.gateway.upstream import Upstream
 from tokenops.store import DuckDBLedger
 from tokenops.testing import create_fake_provider
 from tokenops.web.app import key_store
+from tokenops.web.users import user_store
 
 # The demo has no provider keys and no network: its gateway calls a fake provider served by the
 # same process, so every gateway feature can be tried against the demo ledger.
@@ -73,7 +74,19 @@ def demo(
             f"gateway: OpenAI base_url={base}/v1, Anthropic base_url={base}, api_key={key}\n"
             f"         (calls go to a built-in fake provider at {base}{DEMO_PROVIDER}; see docs/gateway.md)"
         )
+        console.print(f"dashboard: {base}/ sign in as " + ", or ".join(demo_users(settings)))
         run_server(settings, console=console, mounts=[Mount(DEMO_PROVIDER, app=create_fake_provider())])
+
+
+def demo_users(settings: Settings) -> list[str]:
+    """A fresh admin and a support lead for the demo dashboard; returns 'name / password (role)' lines."""
+    users = user_store(settings)
+    shown = []
+    for name, role, team in (("admin", "admin", None), ("support-lead", "lead", "support")):
+        users.remove(name)  # new passwords on every start, printed once like the key
+        _, password = users.create(name, role, team)
+        shown.append(f"{name} / {password} ({role}{' of ' + team if team else ''})")
+    return shown
 
 
 def demo_settings(directory: Path, ledger_path: Path, host: str, port: int) -> Settings:

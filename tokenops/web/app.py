@@ -1,4 +1,4 @@
-"""The one ASGI application `tokenops serve` runs: gateway, JSON API and (soon) dashboard."""
+"""The one ASGI application `tokenops serve` runs: gateway, JSON API and dashboard."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from tokenops.config import Settings
 from tokenops.gateway.app import Gateway, gateway_routes
@@ -22,6 +20,10 @@ from tokenops.pricing import Pricer
 from tokenops.store import Ledger, open_ledger
 from tokenops.store.writer import LedgerWriter
 from tokenops.web import admin, api, ingest, otlp, outcomes
+from tokenops.web.access import exception_handlers
+from tokenops.web.dashboard import dashboard_routes
+from tokenops.web.session import Signer, load_secret
+from tokenops.web.users import user_store
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +84,9 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
             if owned:
                 store.close()
 
-    async def index(request: Request) -> Response:
-        return PlainTextResponse(
-            "tokenops is running.\n\n"
-            "Gateway: point OpenAI/Anthropic SDKs at this URL (base_url=.../v1 for OpenAI).\n"
-            "JSON API: /api/summary, /api/spend?by=team&grain=day, /api/tokens-per-task, /api/events\n"
-            "Metrics: /metrics   Health: /healthz\n"
-        )
-
     app = Starlette(
         routes=[
-            Route("/", index),
+            *dashboard_routes(),
             *api.routes,
             *ingest.routes,
             *otlp.routes,
@@ -102,9 +96,12 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
             *mounts,
         ],
         lifespan=lifespan,
+        exception_handlers=exception_handlers,
     )
     app.state.settings = settings
     app.state.ledger = store
+    app.state.users = user_store(settings)
+    app.state.session_signer = Signer(load_secret(settings.data_dir))
     app.state.gateway = gateway
     app.state.policy_sync = sync
     app.state.writer = writer

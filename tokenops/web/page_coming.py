@@ -1,0 +1,105 @@
+"""Pages whose analytics are still being built: each says plainly what it will show, and shows no numbers.
+
+Every entry names the analytics module and JSON API it will read. When that module lands, its
+page gets its own `tokenops/web/page_<name>.py` (built on `tokenops.web.frame`) and its entry here
+is deleted; the navigation (`tokenops.web.html.NAV`) already links to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tokenops.web.frame import frame_for, respond
+
+
+@dataclass(frozen=True, slots=True)
+class Coming:
+    """A page not built yet."""
+
+    slug: str
+    """Navigation slug."""
+    path: str
+    """Where it will live."""
+    title: str
+    """Heading."""
+    shows: tuple[str, ...]
+    """What it will show."""
+    source: str
+    """The analytics it waits for."""
+
+
+COMING: tuple[Coming, ...] = (
+    Coming(
+        "questions",
+        "/questions",
+        "The five questions",
+        (
+            "Which workflows consume the most tokens",
+            "Which models drive spend",
+            "Which agents retry or loop too often",
+            "Which teams and products create the most cost",
+            "Which workflows produce enough value to justify their cost",
+        ),
+        "tokenops.analytics.kpis and unit_economics (/api/kpis)",
+    ),
+    Coming(
+        "yield",
+        "/yield",
+        "Yield",
+        (
+            "Total AI spend by team, and AI usage by person",
+            "Task duration before and after AI adoption",
+            "Hours saved per person per month",
+            "The yield ratio, with its confidence interval shown",
+        ),
+        "tokenops.analytics.yield_ and adoption (/api/yield)",
+    ),
+    Coming(
+        "budgets",
+        "/budgets",
+        "Budgets and guardrails",
+        ("Burn-down of each budget", "Calls blocked or downgraded by guardrails, and why"),
+        "the guardrail policies (/api/admin/policies) and blocked calls in the ledger",
+    ),
+    Coming(
+        "recommendations",
+        "/recommendations",
+        "Recommendations and what-if",
+        (
+            "Savings opportunities ranked by size, each with its evidence",
+            "A what-if form: change a model, a cache rate or a loop cap and see the saving",
+        ),
+        "tokenops.analytics.recommend and whatif (/api/recommendations, /api/whatif)",
+    ),
+    Coming(
+        "maturity",
+        "/maturity",
+        "Maturity",
+        ("The organisation's current rung", "What is missing to reach the next one"),
+        "tokenops.analytics.maturity (/api/maturity)",
+    ),
+)
+
+
+def _endpoint(entry: Coming) -> Callable[[Request], Response]:
+    def coming(request: Request) -> Response:
+        frame = frame_for(request, entry.title, entry.slug)
+        items = "".join(f"<li>{escape(item)}</li>" for item in entry.shows)
+        content = (
+            f'<section class="panel coming" data-coming="{escape(entry.slug)}"><h2>Not built yet</h2>'
+            f"<p>This page is coming. It will show:</p><ul>{items}</ul>"
+            f"<p>It waits for {escape(entry.source)}. Until then it shows no numbers rather than estimates; "
+            'the <a href="/">Overview</a> and <a href="/workflows">Workflows</a> pages work now.</p></section>'
+        )
+        return respond(request, frame, content)
+
+    coming.__name__ = f"coming_{entry.slug}"
+    return coming
+
+
+pages = [(entry.path, _endpoint(entry)) for entry in COMING]
