@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tokenops.analytics.spend import DIMENSIONS, GRAINS, spend_by, tokens_per_task
+from tokenops.cli import report_yield
 from tokenops.cli.common import (
     ConfigOption,
     CustomerOption,
@@ -74,3 +75,6 @@ def tasks(
         except ValueError as exc:
             raise fail(str(exc)) from exc
     emit(table, fmt, title="tokens per task run")
+
+
+report_yield.register(app)

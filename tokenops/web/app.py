@@ -19,7 +19,7 @@ from tokenops.meter import Meter
 from tokenops.pricing import Pricer
 from tokenops.store import Ledger, open_ledger
 from tokenops.store.writer import LedgerWriter
-from tokenops.web import admin, api, ingest, otlp, outcomes
+from tokenops.web import admin, api, api_yield, ingest, otlp, outcomes
 from tokenops.web.access import exception_handlers
 from tokenops.web.dashboard import dashboard_routes
 from tokenops.web.session import Signer, load_secret
@@ -88,6 +88,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
         routes=[
             *dashboard_routes(),
             *api.routes,
+            *api_yield.routes,
             *ingest.routes,
             *otlp.routes,
             *outcomes.routes,
