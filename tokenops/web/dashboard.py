@@ -12,10 +12,10 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tokenops.web import page_coming, page_overview, page_runs, page_workflows, signin
+from tokenops.web import api_budgets, page_budgets, page_coming, page_overview, page_runs, page_workflows, signin
 from tokenops.web.frame import page
 
-_PAGES = (page_overview, page_workflows, page_runs, page_coming)
+_PAGES = (page_overview, page_workflows, page_runs, page_budgets, page_coming)
 
 
 def dashboard_routes() -> list[BaseRoute]:
@@ -23,5 +23,6 @@ def dashboard_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [*signin.routes]
     for module in _PAGES:
         routes.extend(Route(path, page(endpoint)) for path, endpoint in module.pages)
+    routes.extend(api_budgets.routes)
     routes.append(Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"))
     return routes

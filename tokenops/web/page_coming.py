@@ -60,13 +60,6 @@ COMING: tuple[Coming, ...] = (
         "tokenops.analytics.yield_ and adoption (/api/yield)",
     ),
     Coming(
-        "budgets",
-        "/budgets",
-        "Budgets and guardrails",
-        ("Burn-down of each budget", "Calls blocked or downgraded by guardrails, and why"),
-        "the guardrail policies (/api/admin/policies) and blocked calls in the ledger",
-    ),
-    Coming(
         "recommendations",
         "/recommendations",
         "Recommendations and what-if",
