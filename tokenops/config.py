@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -65,6 +66,43 @@ class GatewaySettings(BaseModel):
     """Send `X-Tokenops-Cost-USD` and `X-Tokenops-Task-Cost-USD` back to callers."""
 
 
+CacheScope = Literal["team", "key", "user", "org"]
+
+
+class CacheSettings(BaseModel):
+    """`[cache]`: the exact response cache (docs/cache.md); off unless enabled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Answer repeated identical requests from the cache (a `cached` ledger row at $0)."""
+    scope: CacheScope = "team"
+    """Who may share an answer: callers of the same team, key, user, or the whole org."""
+    ttl_s: int = Field(default=3600, gt=0)
+    """An answer is served for this long after the provider gave it."""
+    max_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """In-process backend: least recently used answers are evicted beyond this many bytes."""
+    max_entry_bytes: int = Field(default=1024 * 1024, gt=0)
+    """Larger answers are not cached."""
+    redis_url: str | None = None
+    """`redis://host:6379/0` to share the cache across gateway replicas; None keeps it in-process."""
+    redis_prefix: str = "tokenops:cache:"
+    """Prefix of every Redis key."""
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    """Longest wait for Redis; a slow or failed lookup is a bypass, never an error."""
+    workflows: list[str] = Field(default_factory=lambda: ["*"])
+    """Globs of the workflows (`X-Tokenops-Workflow`, '' when none) whose calls may be cached."""
+    exclude_workflows: list[str] = Field(default_factory=list)
+    """Globs of sensitive workflows never cached (wins over `workflows`)."""
+    deterministic_only: bool = True
+    """Cache only requests with `temperature: 0` (embeddings are always deterministic)."""
+    sampled_workflows: list[str] = Field(default_factory=list)
+    """Globs of workflows whose sampled requests are cached too (any one good answer will do, e.g. triage).
+    Needed for APIs without a temperature, such as Anthropic Messages in current SDKs."""
+    store_tool_calls: bool = False
+    """Also cache answers that ask the client to call a tool (replayed with the same tool-call ids)."""
+
+
 class Settings(BaseSettings):
     """All of tokenops' configuration."""
 
@@ -86,6 +124,8 @@ class Settings(BaseSettings):
     """Guardrails checked before a call is forwarded (task budgets, caps, model rules)."""
     guard_backend: GuardBackend = Field(default_factory=GuardBackend)
     """Where guard counters live (in-process or Redis shared by replicas), fail-open/closed, alert webhook."""
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    """The exact response cache."""
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from tokenops.cache import ExactCache
 from tokenops.config import GatewaySettings
 from tokenops.events import TokenUsage
 from tokenops.gateway.errors import error_response
@@ -28,13 +29,21 @@ log = logging.getLogger(__name__)
 
 
 class Gateway:
-    """What every gateway call shares: upstream sessions, keys, meter, writer, metrics."""
+    """What every gateway call shares: upstream sessions, keys, meter, writer, metrics, the cache."""
 
     def __init__(
-        self, settings: GatewaySettings, *, keys: KeyStore, meter: Meter, writer: LedgerWriter, guard: Guard
+        self,
+        settings: GatewaySettings,
+        *,
+        keys: KeyStore,
+        meter: Meter,
+        writer: LedgerWriter,
+        guard: Guard,
+        cache: ExactCache | None = None,
     ) -> None:
         self.settings = settings
         self.guard = guard
+        self.cache = cache
         self.upstreams: tuple[Upstream, ...] = tuple(settings.upstreams)
         self.keys = keys
         self.meter = meter
@@ -81,6 +90,8 @@ class Gateway:
         if self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
         await self.guard.counters.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None

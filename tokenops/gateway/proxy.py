@@ -1,12 +1,17 @@
-"""One gateway call: authenticate, attribute, forward, meter, answer.
+"""One gateway call: authenticate, attribute, (answer from the cache,) guard, forward, meter, answer.
 
 Each provider route is a `ProxyEndpoint` (a raw ASGI app, so streaming and client
 disconnects are under our control). Metering happens after the upstream answers and is handed
 to the ledger writer, which spools it before the last byte goes back to the client.
+
+The exact cache is asked after authentication and before the guardrails: a hit spends nothing,
+so it is neither refused by a budget nor reserves against one; only the stateless model rules
+(allow-lists, escalation) are checked first, so a hit never serves a model the caller may not use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping
@@ -18,8 +23,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import aiohttp
 import orjson
 from starlette.datastructures import Headers
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from tokenops.cache import HIT, Entry, Ticket, entry_of, replay
+from tokenops.cache.replay import ChatAssembler, MessagesAssembler, Recorder
 from tokenops.events import Attribution, UsageEvent
 from tokenops.gateway import anthropic, openai
 from tokenops.gateway.attribution import HEADER_PREFIX, attribute
@@ -29,6 +36,7 @@ from tokenops.gateway.streaming import StreamOutcome, relay
 from tokenops.gateway.upstream import Flavour, NoUpstream, Upstream, select
 from tokenops.gateway.wire import RequestInfo, ResponseInfo, StreamParser, max_output, max_output_field
 from tokenops.guard import Admission, CallFacts, Refusal
+from tokenops.guard.rules import check_model
 from tokenops.meter import CallRecord
 
 if TYPE_CHECKING:
@@ -75,6 +83,12 @@ class Call:
     recorded: bool = False
     requested_model: str | None = None
     """The model the caller named, kept when a guardrail downgrades the call."""
+    body_bytes: int = 0
+    """Size of the request body as received."""
+    cache: Ticket | None = None
+    """What the exact cache does for this call (None when the cache is off)."""
+    cache_header: bytes = b""
+    """`x-tokenops-cache` to answer with."""
 
 
 def _bearer(headers: Headers) -> str | None:
@@ -96,6 +110,9 @@ class ProxyEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             call = await self._admit(scope, receive)
+            if await self._from_cache(call, send):
+                return
+            call = await self._guard(call)
         except GatewayError as exc:
             await exc.response(self.flavour, exc.headers)(scope, receive, send)
             return
@@ -159,17 +176,29 @@ class ProxyEndpoint:
             request=request,
             data=data,
             attribution=attribute(headers, key, data),
+            body_bytes=len(raw),
         )
-        return await self._guard(call, len(raw))
+        cache = self.gateway.cache
+        if cache is not None:
+            call.cache = cache.ticket(
+                route=self.path,
+                upstream=upstream.name,
+                operation=self.operation,
+                headers=headers,
+                data=data,
+                stream=request.stream,
+                attribution=call.attribution,
+            )
+            call.cache_header = call.cache.header
+        return call
 
-    async def _guard(self, call: Call, body_bytes: int) -> Call:
-        """Ask the guardrails before any money is spent: refuse, or forward (maybe downgraded or clamped)."""
+    def _facts(self, call: Call) -> CallFacts:
         assert call.request.model is not None
-        facts = CallFacts(
+        return CallFacts(
             ts=call.ts,
             model=call.request.model,
             provider=call.upstream.pricing_provider,
-            input_tokens=body_bytes // 3,  # an upper bound: JSON bytes per token is ~4 for text
+            input_tokens=call.body_bytes // 3,  # an upper bound: JSON bytes per token is ~4 for text
             max_output_tokens=max_output(call.data),
             workflow=call.attribution.workflow,
             team=call.attribution.team,
@@ -179,7 +208,71 @@ class ProxyEndpoint:
             customer=call.attribution.customer,
             iteration=call.attribution.iteration,
         )
-        decision = await self.gateway.guard.admit_async(facts)
+
+    async def _from_cache(self, call: Call, send: Send) -> bool:
+        """Answer a hit (recorded as `cached` at $0, the original's cost as the saving); False on a miss."""
+        gw = self.gateway
+        if gw.cache is None or call.cache is None or call.cache.mode != "use":
+            return False
+        policies = gw.guard.policies
+        if check_model(self._facts(call), policies.model_rules, policies.escalations) is not None:
+            return False  # the guard refuses it (and records the refusal)
+        entry, call.cache_header = await gw.cache.fetch(call.cache)
+        if entry is None:
+            return False
+        hit = replay(entry, self.operation, call.data, call.request.stream)
+        event = self._record_hit(call, entry, hit.response_id)
+        headers = [
+            (b"content-type", hit.media_type.encode()),
+            (b"content-length", str(len(hit.body)).encode()),
+            (b"x-tokenops-gateway", b"1"),
+            (b"x-tokenops-cache", HIT),
+            (b"age", str(max(int(time.time() - entry.created), 0)).encode()),
+        ]
+        if gw.settings.cost_headers:
+            headers.append((b"x-tokenops-cost-usd", b"0"))
+            if entry.cost is not None:
+                headers.append((b"x-tokenops-saved-usd", _usd(entry.cost).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": hit.body, "more_body": False})
+        gw.metrics.observe(call.operation, event)
+        return True
+
+    def _record_hit(self, call: Call, entry: Entry, response_id: str | None) -> UsageEvent:
+        elapsed = (time.perf_counter() - call.started) * 1000
+        tags = dict(call.attribution.tags)
+        if entry.cost is not None:
+            tags["cache_saved_usd"] = _usd(entry.cost)
+        if entry.source_id is not None:
+            tags["cache_source_id"] = entry.source_id
+        record = CallRecord(
+            request_id=response_id or call.call_id,
+            ts=call.ts,
+            provider=call.upstream.pricing_provider,
+            model=entry.model,
+            model_requested=call.request.model,
+            usage=entry.usage,
+            attribution=dataclasses.replace(call.attribution, tags=tags),
+            operation=call.operation,
+            status="cached",
+            latency_ms=elapsed,
+            ttft_ms=elapsed if call.request.stream else None,
+            estimated=entry.estimated,
+            source="gateway",
+        )
+        event = self.gateway.meter.event(record)
+        self.gateway.writer.submit(event)
+        return event
+
+    def _storable(self, call: Call) -> bool:
+        """A miss whose answer may be cached: not trimmed by a guardrail (downgraded or clamped)."""
+        if self.gateway.cache is None or call.cache is None or call.cache.mode == "bypass":
+            return False
+        return call.requested_model is None and (call.admission is None or call.admission.max_output_tokens is None)
+
+    async def _guard(self, call: Call) -> Call:
+        """Ask the guardrails before any money is spent: refuse, or forward (maybe downgraded or clamped)."""
+        decision = await self.gateway.guard.admit_async(self._facts(call))
         if isinstance(decision, Refusal):
             self._record_blocked(call, decision)
             retry_after = decision.retry_after_s if decision.retryable else None
@@ -275,24 +368,37 @@ class ProxyEndpoint:
             return openai.ResponsesStream()
         return openai.ChatStream(hide_usage=call.request.hide_usage)
 
-    def _response_headers(self, response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    def _response_headers(self, call: Call, response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
         headers = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in response.headers.items()
             if name.lower() not in _DROP_RESPONSE
         ]
         headers.append((b"x-tokenops-gateway", b"1"))  # tells the SDK this call is metered already
+        if call.cache_header:
+            headers.append((b"x-tokenops-cache", call.cache_header))
         return headers
 
     async def _stream(self, call: Call, response: aiohttp.ClientResponse, receive: Receive, send: Send) -> None:
         gw = self.gateway
         parser = self._parser(call)
-        headers = self._response_headers(response)
+        recorder: Recorder | None = None
+        if self._storable(call) and self.operation in ("chat", "messages"):
+            assembler = MessagesAssembler() if self.flavour == "anthropic" else ChatAssembler()
+            recorder = parser = Recorder(parser, assembler)
+        headers = self._response_headers(call, response)
         task = call.attribution.task_run_id
         if gw.settings.cost_headers and task:
             headers.append((b"x-tokenops-task-cost-usd", _usd(gw.task_spend.get(task)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         holder: list[UsageEvent] = []
+        entries: list[Entry] = []
+
+        async def send_after_storing(message: Message) -> None:
+            # a streamed miss is stored before its last byte, so the caller's next identical call hits
+            if entries and not message.get("more_body", False):
+                await self._store(call, entries.pop())
+            await send(message)
 
         def trailer(outcome: StreamOutcome) -> bytes:
             # record before the last byte reaches the client; tell it the cost in an SSE comment
@@ -305,6 +411,9 @@ class ProxyEndpoint:
                 error_type=outcome.upstream_failed,
             )
             holder.append(event)
+            body = recorder.assembler.body() if recorder is not None and outcome.upstream_failed is None else None
+            if body is not None:
+                entries.append(self._entry(body, event))
             tail = b""
             if outcome.upstream_failed is not None:  # tell the client the way the provider would
                 tail = stream_error(self.flavour, f"Upstream stream from {call.upstream.name!r} broke off")
@@ -316,7 +425,7 @@ class ProxyEndpoint:
             response,
             parser,
             receive,
-            send,
+            send_after_storing,
             started=call.started,
             on_abort=gw.settings.on_client_abort,
             drain_timeout_s=gw.settings.drain_timeout_s,
@@ -342,7 +451,9 @@ class ProxyEndpoint:
             else ResponseInfo()
         )
         event = self._record(call, info, status=response.status, ttft_ms=None, data=data)
-        headers = self._response_headers(response)
+        if response.status == 200 and isinstance(data, dict) and info.error_type is None:
+            await self._store(call, self._entry(data, event))
+        headers = self._response_headers(call, response)
         if gw.settings.cost_headers and event.cost is not None:
             headers.append((b"x-tokenops-cost-usd", _usd(event.cost.total).encode()))
             task = call.attribution.task_run_id
@@ -351,6 +462,16 @@ class ProxyEndpoint:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def _entry(self, body: dict[str, Any], event: UsageEvent) -> Entry:
+        cost = event.cost.total if event.cost is not None else None
+        return entry_of(body, event.model, event.usage, cost, event.estimated)
+
+    async def _store(self, call: Call, entry: Entry) -> None:
+        cache = self.gateway.cache
+        if cache is not None and call.cache is not None and self._storable(call):
+            if cache.storable(self.operation, entry.body):
+                await cache.put(call.cache, entry)
 
     def _record(
         self,

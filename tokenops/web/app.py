@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from tokenops.cache import open_cache
 from tokenops.config import Settings
 from tokenops.gateway.app import Gateway, gateway_routes
 from tokenops.gateway.keys import KeyStore
@@ -67,6 +68,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
         meter=Meter(pricer),
         writer=writer,
         guard=guard,
+        cache=open_cache(settings.cache),
     )
 
     @asynccontextmanager
