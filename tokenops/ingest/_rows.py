@@ -12,12 +12,13 @@ import csv
 import gzip
 import hashlib
 import io
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import pyarrow as pa
 
 from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
@@ -112,14 +113,25 @@ class ImportReport:
 
 
 class Importer(Protocol):
-    """One source format. Modules under `tokenops.ingest` expose one as `IMPORTER`."""
+    """One source format. Modules under `tokenops.ingest` expose one as `IMPORTER`.
 
-    name: str
-    """Command name: `tokenops import <name> FILE`."""
-    description: str
-    """One line for `tokenops import --help`."""
-    patterns: tuple[str, ...]
-    """Globs of the files it reads in a directory (`*.csv`, `*.jsonl`, `*.json` ...)."""
+    The attributes are read-only here, so a frozen dataclass or plain class attributes both qualify.
+    """
+
+    @property
+    def name(self) -> str:
+        """Command name: `tokenops import <name> FILE`."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """One line for `tokenops import --help`."""
+        ...
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """Globs of the files it reads in a directory (`*.csv`, `*.jsonl`, `*.json` ...)."""
+        ...
 
     def read(self, path: Path) -> Iterator[Batch]:
         """Stream one file as batches, in constant memory."""
@@ -177,25 +189,118 @@ def open_text(path: Path) -> Opened:
     return Opened(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""), counter)
 
 
-def csv_rows(opened: Opened, path: Path) -> Iterator[tuple[int, dict[str, str]] | RowError]:
-    """CSV records as (line, {header: value}); a record with the wrong number of fields is a RowError.
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Whole lines (or CSV records) of a file, for importers that parse many rows at once."""
 
-    Header names are stripped; values are kept as written (callers decide what NULL looks like).
+    data: bytes
+    """The lines, each ending in a newline except perhaps the file's last; UTF-8, no BOM."""
+    first_line: int
+    """1-based line of the file the chunk starts on."""
+    lines: int
+    """Newlines in `data`."""
+    position: int
+    """Bytes of the file on disk consumed once this chunk is read (for progress)."""
+
+    def text(self) -> IO[str]:
+        """The chunk as a text stream, for the row-by-row path."""
+        return io.StringIO(self.data.decode("utf-8"), newline="")
+
+
+def line_chunks(path: Path, size: int = 8 << 20, *, quoted: bool = False, skip: int = 0) -> Iterator[Chunk]:
+    """A file (gunzipped if `.gz`) in chunks of about `size` bytes that end on a line boundary.
+
+    Args:
+        path: The file.
+        size: Bytes read at a time.
+        quoted: CSV: a newline inside a quoted field (an odd number of `"` before it) does not end
+            a chunk, so every chunk holds whole records.
+        skip: Lines at the top to leave out (a CSV header the caller read itself).
+    """
+    counter = _Counting(path.open("rb"))
+    raw: IO[bytes] = io.BufferedReader(counter, buffer_size=1 << 20)
+    if path.suffix == ".gz":
+        raw = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+    with raw:
+        carry = raw.read(3)
+        if carry == b"\xef\xbb\xbf":
+            carry = b""
+        line = 1
+        for _ in range(skip):
+            while b"\n" not in carry:
+                more = raw.read(1 << 16)
+                if not more:
+                    return
+                carry += more
+            carry = carry[carry.index(b"\n") + 1 :]
+            line += 1
+        while True:
+            data = raw.read(size)
+            buffer, carry = carry + data, b""
+            if not data:
+                if buffer:
+                    yield Chunk(buffer, line, buffer.count(b"\n"), counter.count)
+                return
+            cut = _boundary(buffer, quoted)
+            if cut < 0:
+                carry = buffer  # no complete line yet: read on
+                continue
+            whole, carry = buffer[: cut + 1], buffer[cut + 1 :]
+            newlines = whole.count(b"\n")
+            yield Chunk(whole, line, newlines, counter.count)
+            line += newlines
+
+
+def _boundary(buffer: bytes, quoted: bool) -> int:
+    """Index of the last newline that ends a record (-1 if none)."""
+    cut = buffer.rfind(b"\n")
+    if quoted:
+        while cut >= 0 and buffer.count(b'"', 0, cut) % 2:  # inside a quoted field: look further back
+            cut = buffer.rfind(b"\n", 0, cut)
+    return cut
+
+
+def csv_records(opened: Opened, path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]] | RowError]]:
+    """The header and the records as (line, values): no dict per row, for importers of millions of rows.
+
+    A record with the wrong number of fields is a RowError; blank lines are skipped. Header names
+    are stripped; values are kept as written.
     """
     reader = csv.reader(opened.text)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
-        return
-    width = len(header)
-    line = reader.line_num + 1
+        return [], iter(())
+    return header, _records(reader, len(header), str(path))
+
+
+def chunk_records(chunk: Chunk, width: int, path: Path) -> Iterator[tuple[int, list[str]] | RowError]:
+    """The CSV records of a chunk (header already read) as (line, values), as `csv_records` gives them."""
+    return _records(csv.reader(chunk.text()), width, str(path), chunk.first_line - 1)
+
+
+def _records(reader: Any, width: int, name: str, offset: int = 0) -> Iterator[tuple[int, list[str]] | RowError]:
+    line = offset + reader.line_num + 1
     for values in reader:
         if len(values) != width:
             if values:  # a blank line is not a row
-                yield RowError(str(path), line, f"expected {width} fields as in the header, found {len(values)}")
+                yield RowError(name, line, f"expected {width} fields as in the header, found {len(values)}")
         else:
-            yield line, dict(zip(header, values, strict=True))
-        line = reader.line_num + 1
+            yield line, values
+        line = offset + reader.line_num + 1
+
+
+def csv_rows(opened: Opened, path: Path) -> Iterator[tuple[int, dict[str, str]] | RowError]:
+    """CSV records as (line, {header: value}); a record with the wrong number of fields is a RowError.
+
+    Header names are stripped; values are kept as written (callers decide what NULL looks like).
+    """
+    header, records = csv_records(opened, path)
+    for item in records:
+        if isinstance(item, RowError):
+            yield item
+        else:
+            yield item[0], dict(zip(header, item[1], strict=True))
 
 
 def jsonl_rows(opened: Opened, path: Path) -> Iterator[tuple[int, Any] | RowError]:
@@ -204,9 +309,41 @@ def jsonl_rows(opened: Opened, path: Path) -> Iterator[tuple[int, Any] | RowErro
         if not text.strip():
             continue
         try:
-            yield number, json.loads(text)
-        except json.JSONDecodeError as exc:
+            yield number, orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
             yield RowError(str(path), number, f"not valid JSON: {exc.msg} at column {exc.colno}")
+
+
+def coalesced(batches: Iterable[Batch], rows: int) -> Iterator[Batch]:
+    """Batches of at least `rows` input rows (but the last), merging consecutive ones.
+
+    Every ledger append checks keys against the whole table: fewer, larger appends of a big import
+    are much cheaper than many small ones.
+    """
+    pending: list[Batch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.rows
+        if count >= rows:
+            yield _merged(pending)
+            pending, count = [], 0
+    if pending:
+        yield _merged(pending)
+
+
+def _merged(batches: list[Batch]) -> Batch:
+    if len(batches) == 1:
+        return batches[0]
+    merged = Batch(rows=sum(b.rows for b in batches), bytes_read=batches[-1].bytes_read)
+    tables: dict[str, list[pa.Table]] = {}
+    for batch in batches:
+        merged.records.extend(batch.records)
+        merged.errors.extend(batch.errors)
+        for name, table in batch.tables.items():
+            tables.setdefault(name, []).append(table)
+    merged.tables = {name: pa.concat_tables(parts) for name, parts in tables.items()}
+    return merged
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -219,3 +356,72 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _connection(location: str, default_table: str) -> tuple[str, list[str]]:
+    """(libpq URL without the `table` parameter, [schema,] table name)."""
+    parts = urlsplit(location)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    table = next((v for k, v in query if k == "table"), default_table)
+    conninfo = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "table"])))
+    return conninfo, table.split(".", 1)
+
+
+def shown(location: str) -> str:
+    """A database URL with its password hidden, for reports and errors."""
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def table_records(
+    location: str, table: str, columns: Sequence[str], required: Sequence[str], size: int, order_by: str
+) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """Rows of a PostgreSQL table as dicts, `size` at a time through a server-side cursor, with the first row's number.
+
+    Args:
+        location: `postgresql://` URL; `?table=schema.name` overrides `table`.
+        table: Table read by default (found through the search path).
+        columns: Columns read when the table has them (others are left alone).
+        required: Columns it must have.
+        size: Rows per chunk.
+        order_by: Column the rows come in order of (so row numbers are stable).
+    """
+    import psycopg  # only when a database is read: `tokenops import` must not need it otherwise
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    conninfo, name_parts = _connection(location, table)
+    with psycopg.connect(conninfo) as conn:
+        name = sql.Identifier(*name_parts)
+        probe = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(name))
+        present = [c.name for c in probe.description or ()]
+        missing = [c for c in required if c not in present]
+        if missing:
+            raise FileNotFoundError(f"{'.'.join(name_parts)!r} has no column(s) {', '.join(missing)}")
+        wanted = sql.SQL(", ").join(sql.Identifier(c) for c in columns if c in present)
+        query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(wanted, name, sql.Identifier(order_by))
+        with conn.cursor(name="tokenops_import", row_factory=dict_row) as cursor:
+            cursor.itersize = size
+            cursor.execute(query)
+            first = 1
+            while chunk := cursor.fetchmany(size):
+                yield chunk, first
+                first += len(chunk)
+
+
+def table_size(location: str, table: str) -> int:
+    """How many rows a table holds (the planner's estimate when there is one, else a count)."""
+    import psycopg
+    from psycopg import sql
+
+    conninfo, name_parts = _connection(location, table)
+    with psycopg.connect(conninfo) as conn:
+        name = sql.Identifier(*name_parts).as_string(conn)
+        row = conn.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [name]).fetchone()
+        if row is not None and row[0] > 0:
+            return int(row[0])
+        counted = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*name_parts))).fetchone()
+        return int(counted[0]) if counted else 0

@@ -2,14 +2,18 @@
 
 Importers are found by name: `tokenops import openai-usage FILE` loads the module
 `tokenops.ingest.openai_usage` and uses its `IMPORTER`. Adding a source is adding a module.
+An importer that also reads a database (`tokenops import litellm postgresql://...`) declares the
+URL schemes it takes and a `read_location` (`LocationImporter`).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Protocol, TypeGuard
 
 from tokenops.errors import TokenopsError
 from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
@@ -20,8 +24,58 @@ Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) across all files as an import proceeds."""
 
 
+Location = Path | str
+"""A file or directory, or a URL for importers that read a database."""
+
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):(/*)(.*)$", re.DOTALL)
+
+
 class UnknownSource(TokenopsError):
     """No importer has that name."""
+
+
+class LocationImporter(Importer, Protocol):
+    """An importer that can also read a URL, e.g. a PostgreSQL table."""
+
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        """URL schemes it reads (`postgresql`, `postgres`)."""
+        ...
+
+    def read_location(self, location: str) -> Iterator[Batch]:
+        """Stream the rows at `location` as batches; `bytes_read` is progress towards `location_size`."""
+        ...
+
+    def location_size(self, location: str) -> int:
+        """Rough size of what `location` holds, in the unit of `Batch.bytes_read` (0 if unknown)."""
+        ...
+
+    def display(self, location: str) -> str:
+        """`location` as shown in reports and errors (no password)."""
+        ...
+
+
+def reads_locations(importer: Importer) -> TypeGuard[LocationImporter]:
+    """Whether the importer takes URLs besides files."""
+    return hasattr(importer, "read_location") and hasattr(importer, "schemes")
+
+
+def as_url(importer: Importer, path: Location) -> str | None:
+    """`path` as a URL the importer reads, or None for a file path.
+
+    A URL that went through `Path` (as CLI arguments do) lost the second slash of `scheme://`;
+    it is put back, so `postgresql://host/db` survives. (`postgresql:///db` cannot be told apart
+    from `postgresql://db` after that: name the host.)
+    """
+    if not reads_locations(importer):
+        return None
+    match = _URL.match(str(path))
+    if match is None or match.group(1).lower() not in importer.schemes:
+        return None
+    scheme, slashes, rest = match.groups()
+    if isinstance(path, Path) and slashes == "/":
+        slashes = "//"
+    return f"{scheme}:{slashes}{rest}"
 
 
 def importer_names() -> list[str]:
@@ -49,10 +103,15 @@ def get_importer(name: str) -> Importer:
     return importer
 
 
-def expand(importer: Importer, paths: Sequence[Path]) -> list[Path]:
-    """Files to read: each file as given, each directory's matching files (recursively, sorted)."""
-    files: list[Path] = []
-    for path in paths:
+def expand(importer: Importer, paths: Sequence[Location]) -> list[Location]:
+    """What to read: each URL and file as given, each directory's matching files (recursively, sorted)."""
+    files: list[Location] = []
+    for given in paths:
+        url = as_url(importer, given)
+        if url is not None:
+            files.append(url)
+            continue
+        path = Path(given)
         if path.is_dir():
             found = sorted({f for pattern in importer.patterns for f in path.rglob(pattern) if f.is_file()})
             files.extend(found)
@@ -64,22 +123,41 @@ def expand(importer: Importer, paths: Sequence[Path]) -> list[Path]:
 
 
 def run_import(
-    importer: Importer, paths: Sequence[Path], ledger: Ledger, *, progress: Progress | None = None
+    importer: Importer, paths: Sequence[Location], ledger: Ledger, *, progress: Progress | None = None
 ) -> ImportReport:
-    """Import every file under `paths`; bad rows are reported, good ones kept, re-imports not double counted."""
+    """Import every file or URL under `paths`: bad rows reported, good ones kept, re-imports not double counted."""
     files = expand(importer, paths)
-    report = ImportReport(importer.name, [str(f) for f in files])
-    total = sum(f.stat().st_size for f in files)
+    report = ImportReport(importer.name, [_shown(importer, f) for f in files])
+    sizes = [_size(importer, f) for f in files]
+    total = sum(sizes)
     done = 0
-    for file in files:
-        for batch in importer.read(file):
+    for file, size in zip(files, sizes, strict=True):
+        batches = importer.read(file) if isinstance(file, Path) else _location_batches(importer, file)
+        for batch in batches:
             _write(batch, ledger, report)
             if progress is not None and batch.bytes_read:
-                progress(done + batch.bytes_read, total)
-        done += file.stat().st_size
+                progress(done + min(batch.bytes_read, size), total)
+        done += size
         if progress is not None:
             progress(done, total)
     return report
+
+
+def _location_batches(importer: Importer, url: str) -> Iterator[Batch]:
+    assert reads_locations(importer)
+    return importer.read_location(url)
+
+
+def _size(importer: Importer, location: Location) -> int:
+    if isinstance(location, Path):
+        return location.stat().st_size
+    return importer.location_size(location) if reads_locations(importer) else 0
+
+
+def _shown(importer: Importer, location: Location) -> str:
+    if isinstance(location, Path) or not reads_locations(importer):
+        return str(location)
+    return importer.display(location)
 
 
 def import_batches(batches: Iterable[Batch], ledger: Ledger, source: str) -> ImportReport:

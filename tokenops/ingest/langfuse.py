@@ -1,0 +1,243 @@
+"""Langfuse observations export: the GENERATION observations of a project, as JSON or JSON lines.
+
+Reads what Langfuse's public API (`GET /api/public/observations`, pages of `{"data": [...]}`)
+and the UI's export give: one observation per object with `id`, `traceId`, `type`, `startTime`,
+`endTime`, `completionStartTime`, `model`, `usageDetails`, `costDetails`, `metadata`, and on
+older exports `promptTokens` / `completionTokens` (or `usage.input` / `usage.output`). Spans,
+events and other non-generation observations are skipped (they are not model calls).
+
+Langfuse's usage types are disjoint and add up to `total`: `input` excludes the cached-read and
+cache-creation keys (`input_cached_tokens`, `input_cache_read`, `cache_read_input_tokens`,
+`input_cache_creation`, `cache_creation_input_tokens`), and `output` excludes
+`output_reasoning_tokens` / `output_reasoning`. The ledger's input and output tokens are the sums.
+
+`userId` comes from the observation (or its trace, when the export joins it in); `metadata`
+entries named `team`, `customer` and `api_key_id` map to attribution, the rest of its string
+values to tags, with `trace_id`. Langfuse's own cost (`costDetails.total`) is kept in the
+`langfuse_cost` tag; the ledger cost is tokenops' price. The observation `id` is the request id.
+
+A `.json` file is read whole (an array, or an API page); use JSON lines for large exports. In
+a `.json` file the line of a bad observation is its position in the array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tokenops.ingest._events import RateBook, build_table, parse_ts, usage_problem
+from tokenops.ingest._rows import Batch, RowError, jsonl_rows, open_text
+from tokenops.pricing import Pricer
+
+NAME = "langfuse"
+SOURCE = f"import:{NAME}"
+BATCH_ROWS = 50_000
+GENERATION = "GENERATION"
+
+CACHE_READ_KEYS = ("input_cached_tokens", "input_cache_read", "cache_read_input_tokens")
+CACHE_WRITE_KEYS = ("input_cache_creation", "cache_creation_input_tokens")
+REASONING_KEYS = ("output_reasoning_tokens", "output_reasoning")
+PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "google": "google", "azure": "azure", "aws": "aws"}
+"""`metadata.provider` / `metadata.ls_provider` values taken as the genai-prices provider."""
+
+
+class Invalid(ValueError):
+    """An observation that cannot be imported; the message is the RowError reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class LangfuseImporter:
+    """Reads Langfuse observation exports (.json arrays or API pages, .jsonl)."""
+
+    pricer: Pricer | None = None
+    """Prices calls; the default is genai-prices' list prices without overrides."""
+    name: str = NAME
+    description: str = "Langfuse observations export (GENERATION observations, JSON or JSON lines)"
+    patterns: tuple[str, ...] = ("*.json", "*.jsonl", "*.json.gz", "*.jsonl.gz")
+
+    def read(self, path: Path) -> Iterator[Batch]:
+        rates = RateBook(self.pricer)
+        items = _whole_json(path) if path.name.removesuffix(".gz").endswith(".json") else _lines(path)
+        rows: list[tuple[object, ...]] = []
+        errors: list[RowError] = []
+        count, position = 0, 0
+        for item, position in items:
+            if isinstance(item, RowError):
+                count += 1
+                errors.append(item)
+                continue
+            line, observation = item
+            if isinstance(observation, dict) and observation.get("type", GENERATION) != GENERATION:
+                continue  # a span or an event: not a model call
+            count += 1
+            try:
+                rows.append(event_row(observation))
+            except Invalid as exc:
+                errors.append(RowError(str(path), line, str(exc)))
+            if count >= BATCH_ROWS:
+                yield _batch(rows, errors, count, position, rates)
+                rows, errors, count = [], [], 0
+        if count:
+            yield _batch(rows, errors, count, position, rates)
+
+
+def _batch(rows: list[tuple[object, ...]], errors: list[RowError], count: int, position: int, rates: RateBook) -> Batch:
+    tables = {"usage_events": build_table(rows, rates, SOURCE)} if rows else {}
+    return Batch(tables=tables, errors=errors, rows=count, bytes_read=position)
+
+
+Item = tuple[tuple[int, Any] | RowError, int]
+
+
+def _lines(path: Path) -> Iterator[Item]:
+    opened = open_text(path)
+    with opened.text:
+        for item in jsonl_rows(opened, path):
+            yield item, opened.position
+
+
+def _whole_json(path: Path) -> Iterator[Item]:
+    opened = open_text(path)
+    with opened.text:
+        text = opened.text.read()
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        yield RowError(str(path), exc.lineno, f"not valid JSON: {exc.msg} at column {exc.colno}"), opened.position
+        return
+    if isinstance(document, dict) and isinstance(document.get("data"), list):
+        document = document["data"]  # a page of GET /api/public/observations
+    if not isinstance(document, list):
+        reason = 'expected a JSON array of observations or an API page {"data": [...]}'
+        yield RowError(str(path), 1, reason), opened.position
+        return
+    for index, observation in enumerate(document, start=1):
+        yield (index, observation), opened.position
+
+
+def event_row(observation: Any) -> tuple[object, ...]:
+    """One GENERATION observation as an `_events.ROW` tuple."""
+    if not isinstance(observation, dict):
+        raise Invalid(f"expected an observation object, found {type(observation).__name__}")
+    request_id = _text(observation.get("id"))
+    if request_id is None:
+        raise Invalid("id is missing; every Langfuse observation has one")
+    start = _time(observation, "startTime", required=True)
+    assert start is not None
+    end, first = _time(observation, "endTime"), _time(observation, "completionStartTime")
+    model = _text(observation.get("model"))
+    if model is None:
+        raise Invalid("model is missing; a generation without a model cannot be priced (set it in Langfuse)")
+    details = observation.get("usageDetails")
+    if details is not None and not isinstance(details, dict):
+        raise Invalid("usageDetails is not an object of usage type -> count")
+    details = details or {}
+    legacy = _object(observation.get("usage"))
+    plain_input = _first(details, "usageDetails", ("input",)) or _first(legacy, "usage", ("input",))
+    plain_output = _first(details, "usageDetails", ("output",)) or _first(legacy, "usage", ("output",))
+    if not details and not legacy:
+        plain_input = _count(observation.get("promptTokens"), "promptTokens")
+        plain_output = _count(observation.get("completionTokens"), "completionTokens")
+    read = _first(details, "usageDetails", CACHE_READ_KEYS)
+    write = _first(details, "usageDetails", CACHE_WRITE_KEYS)
+    reasoning = _first(details, "usageDetails", REASONING_KEYS)
+    input_tokens, output_tokens = plain_input + read + write, plain_output + reasoning
+    problem = usage_problem(input_tokens, read, write, output_tokens, reasoning)
+    if problem:
+        raise Invalid(problem)
+    metadata = _object(observation.get("metadata"))
+    provider = PROVIDERS.get(str(metadata.get("provider") or metadata.get("ls_provider") or "").lower(), "")
+    error = observation.get("level") == "ERROR"
+    return (
+        request_id,
+        start,
+        provider,
+        model,
+        None,
+        "chat",
+        input_tokens,
+        read,
+        write,
+        0,
+        output_tokens,
+        reasoning,
+        False,
+        "error" if error else "ok",
+        _text(observation.get("statusMessage")) if error else None,
+        (end - start) / 1000 if end is not None and end >= start else None,
+        (first - start) / 1000 if first is not None and first >= start else None,
+        _text(metadata.get("api_key_id")),
+        _text(observation.get("userId")) or _text(metadata.get("user_id")),
+        _text(metadata.get("team")),
+        _text(metadata.get("customer")),
+        _tags(observation, metadata),
+    )
+
+
+def _tags(observation: dict[str, Any], metadata: dict[str, Any]) -> dict[str, str] | None:
+    tags = {
+        str(k): v.strip()
+        for k, v in metadata.items()
+        if isinstance(v, str) and v.strip() and k not in ("team", "customer", "api_key_id", "user_id")
+    }
+    for key, value in (
+        ("trace_id", _text(observation.get("traceId"))),
+        ("langfuse_cost", _cost(observation.get("costDetails"))),
+        ("name", _text(observation.get("name"))),
+    ):
+        if value is not None:
+            tags[key] = value
+    return tags or None
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _cost(details: object) -> str | None:
+    if isinstance(details, dict) and isinstance(details.get("total"), int | float):
+        return repr(details["total"])
+    return None
+
+
+def _first(parent: dict[str, Any], where: str, keys: tuple[str, ...]) -> int:
+    for key in keys:
+        if key in parent and parent[key] is not None:
+            return _count(parent[key], f"{where}.{key}")
+    return 0
+
+
+def _count(value: object, name: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)  # Langfuse's ClickHouse export writes counts as 12.0
+    raise Invalid(f"{name} is {value!r}, expected a whole number of tokens >= 0")
+
+
+def _time(observation: dict[str, Any], name: str, *, required: bool = False) -> int | None:
+    text = _text(observation.get(name))
+    if text is None:
+        if required:
+            raise Invalid(f"{name} is missing; it is when the generation ran")
+        return None
+    try:
+        return parse_ts(text)
+    except ValueError:
+        raise Invalid(f"{name} is {text!r}, expected an ISO 8601 time such as 2025-01-10T14:08:32.000Z") from None
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+IMPORTER = LangfuseImporter()

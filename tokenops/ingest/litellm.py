@@ -1,0 +1,585 @@
+"""LiteLLM proxy spend logs (`LiteLLM_SpendLogs`): a CSV export, or the PostgreSQL table itself.
+
+One row is one call through the LiteLLM proxy (schema.prisma `model LiteLLM_SpendLogs`). Tokens
+follow OpenAI's convention, which LiteLLM normalises every provider to: `prompt_tokens` includes
+cached tokens; cache reads and writes come from `metadata.additional_usage_values` (or
+`usage_object`): `cache_read_input_tokens` / `prompt_tokens_details.cached_tokens` and
+`cache_creation_input_tokens`, reasoning from `completion_tokens_details.reasoning_tokens`.
+
+The ledger cost is tokenops' own exact price at `startTime`; LiteLLM's float `spend` is kept in
+the `litellm_spend` tag for comparison. Attribution: `user` (LiteLLM internal user) -> user,
+`team_id` -> team, `api_key` (LiteLLM stores its hash) -> api key, `end_user` -> customer;
+`request_tags` and `metadata.spend_logs_metadata` become tags. `request_id` is kept, so a
+re-import (or the same row from the CSV and the table) is one ledger row.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from tokenops.ingest._events import (
+    FIELDS,
+    Columns,
+    RateBook,
+    build_table,
+    event_table,
+    iso_times,
+    null_blank,
+    parse_ts,
+    per_distinct,
+    tags_json,
+    ts_us,
+    usage_problem,
+    whole_numbers,
+)
+from tokenops.ingest._rows import (
+    Batch,
+    Chunk,
+    RowError,
+    chunk_records,
+    coalesced,
+    csv_records,
+    line_chunks,
+    open_text,
+    shown,
+    table_records,
+    table_size,
+)
+from tokenops.pricing import Pricer
+
+NAME = "litellm"
+SOURCE = f"import:{NAME}"
+BATCH_ROWS = 100_000
+CHUNK_BYTES = 16 << 20
+APPEND_ROWS = 200_000
+"""Rows per ledger append (chunks are merged up to it)."""
+REQUIRED = ("request_id", "startTime", "model", "prompt_tokens", "completion_tokens")
+COLUMNS = (
+    *REQUIRED,
+    "call_type",
+    "api_key",
+    "spend",
+    "endTime",
+    "completionStartTime",
+    "model_group",
+    "custom_llm_provider",
+    "user",
+    "metadata",
+    "cache_hit",
+    "request_tags",
+    "team_id",
+    "end_user",
+    "session_id",
+    "status",
+)
+"""The columns read (messages, response and the rest are left alone)."""
+TABLE = "LiteLLM_SpendLogs"
+
+PROVIDERS = {
+    "bedrock": "aws",
+    "bedrock_converse": "aws",
+    "vertex_ai": "google",
+    "vertex_ai_beta": "google",
+    "gemini": "google",
+    "azure_ai": "azure",
+    "xai": "x-ai",
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+    "mistral": "mistral",
+    "text-completion-openai": "openai",
+}
+"""LiteLLM `custom_llm_provider` -> genai-prices provider id, where they differ."""
+
+OPERATIONS = {
+    "completion": "chat",
+    "embedding": "embeddings",
+    "text_completion": "text_completion",
+    "responses": "responses",
+    "anthropic_messages": "messages",
+    "image_generation": "image_generation",
+    "transcription": "transcription",
+    "speech": "speech",
+    "moderation": "moderation",
+    "rerank": "rerank",
+}
+"""LiteLLM `call_type` (with or without its async `a` prefix) -> operation."""
+
+
+class Invalid(ValueError):
+    """A row value that cannot be imported; the message is the RowError reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiteLLMImporter:
+    """Reads `LiteLLM_SpendLogs` as CSV files or straight from PostgreSQL."""
+
+    pricer: Pricer | None = None
+    """Prices calls; the default is genai-prices' list prices without overrides."""
+    name: str = NAME
+    description: str = "LiteLLM proxy spend logs (LiteLLM_SpendLogs as CSV, or postgresql://... URL)"
+    patterns: tuple[str, ...] = ("*.csv", "*.csv.gz")
+    schemes: tuple[str, ...] = ("postgresql", "postgres")
+
+    def read(self, path: Path) -> Iterator[Batch]:
+        opened = open_text(path)
+        with opened.text:
+            header, _ = csv_records(opened, path)
+        missing = [name for name in REQUIRED if name not in header]
+        if missing:
+            reason = f"not a LiteLLM_SpendLogs export: missing column(s) {', '.join(missing)}"
+            yield Batch(errors=[RowError(str(path), 1, reason)])
+            return
+        yield from coalesced(self._chunks(path, header, RateBook(self.pricer)), APPEND_ROWS)
+
+    def _chunks(self, path: Path, header: list[str], rates: RateBook) -> Iterator[Batch]:
+        for chunk in line_chunks(path, CHUNK_BYTES, quoted=True, skip=1):
+            columns = fast_columns(chunk, header)
+            if columns is not None:
+                table = event_table(columns, rates, SOURCE)
+                yield Batch(tables={"usage_events": table}, rows=table.num_rows, bytes_read=chunk.position)
+            else:
+                yield _slow(chunk, header, path, rates)
+
+    def read_location(self, location: str) -> Iterator[Batch]:
+        """Stream the spend-logs table at a `postgresql://` URL (`?table=schema.name` to pick it)."""
+        name, rates = shown(location), RateBook(self.pricer)
+        for chunk, first in table_records(location, TABLE, COLUMNS, REQUIRED, BATCH_ROWS, "startTime"):
+            rows: list[tuple[object, ...]] = []
+            errors: list[RowError] = []
+            for offset, record in enumerate(chunk):
+                try:
+                    rows.append(event_row(record))
+                except Invalid as exc:
+                    errors.append(RowError(name, first + offset, str(exc)))
+            yield _batch(rows, errors, len(chunk), first + len(chunk) - 1, rates)
+
+    def location_size(self, location: str) -> int:
+        """Rows in the table (PostgreSQL's estimate when it has one): progress is counted in rows."""
+        return table_size(location, TABLE)
+
+    def display(self, location: str) -> str:
+        return shown(location)
+
+
+def _slow(chunk: Chunk, header: list[str], path: Path, rates: RateBook) -> Batch:
+    """Record by record: every bad row named by its line, the good ones kept."""
+    index = {name: i for i, name in enumerate(header) if name in COLUMNS}
+    rows: list[tuple[object, ...]] = []
+    errors: list[RowError] = []
+    count = 0
+    for item in chunk_records(chunk, len(header), path):
+        count += 1
+        if isinstance(item, RowError):
+            errors.append(item)
+            continue
+        line, values = item
+        try:
+            rows.append(event_row({k: values[i] for k, i in index.items()}))
+        except Invalid as exc:
+            errors.append(RowError(str(path), line, str(exc)))
+    return _batch(rows, errors, count, chunk.position, rates)
+
+
+def _batch(rows: list[tuple[object, ...]], errors: list[RowError], count: int, position: int, rates: RateBook) -> Batch:
+    tables = {"usage_events": build_table(rows, rates, SOURCE)} if rows else {}
+    return Batch(tables=tables, errors=errors, rows=count, bytes_read=position)
+
+
+def event_row(record: dict[str, Any]) -> tuple[object, ...]:
+    """One spend-log row (CSV text or PostgreSQL values) as an `_events.ROW` tuple."""
+    request_id = _text(record.get("request_id"))
+    if request_id is None:
+        raise Invalid("request_id is empty; every LiteLLM_SpendLogs row has one")
+    start = _time(record, "startTime", required=True)
+    assert start is not None
+    end = _time(record, "endTime")
+    first_token = _time(record, "completionStartTime")
+    group = _text(record.get("model_group"))
+    model = _text(record.get("model")) or group
+    if model is None:
+        raise Invalid("model and model_group are both empty; cannot tell which model was called")
+    provider, model = _provider_model(_text(record.get("custom_llm_provider")) or "", model)
+    prompt = _count(record.get("prompt_tokens"), "prompt_tokens")
+    completion = _count(record.get("completion_tokens"), "completion_tokens")
+    cache_read, cache_write, reasoning, status, error_type, user, team, tags = extras(record)
+    problem = usage_problem(prompt, cache_read, cache_write, completion, reasoning)
+    if problem:
+        raise Invalid(problem)
+    return (
+        request_id,
+        start,
+        provider,
+        model,
+        group if group and group != model else None,
+        _operation(_text(record.get("call_type")) or "completion"),
+        prompt,
+        cache_read,
+        cache_write,
+        0,
+        completion,
+        reasoning,
+        False,
+        status,
+        error_type,
+        (end - start) / 1000 if end is not None and end >= start else None,
+        _ttft(start, end, first_token),
+        _text(record.get("api_key")),
+        _text(record.get("user")) or user,
+        _text(record.get("team_id")) or team,
+        _text(record.get("end_user")),
+        tags,
+    )
+
+
+Extras = tuple[int, int, int, str, str | None, str | None, str | None, dict[str, str] | None]
+
+
+def extras(record: dict[str, Any]) -> Extras:
+    """What comes out of `metadata` and the small columns around it (shared by both CSV paths).
+
+    Returns (cache read, cache write, reasoning, status, error type, metadata user, metadata team, tags).
+    """
+    metadata = _json(record.get("metadata"), "metadata", dict) or {}
+    usage = metadata.get("usage_object") or metadata.get("additional_usage_values") or {}
+    if not isinstance(usage, dict):
+        raise Invalid("metadata.additional_usage_values is not an object")
+    cache_read, cache_write, reasoning = _details(usage)
+    status, error_type = _status(record, metadata)
+    user, team = _text(metadata.get("user_api_key_user_id")), _text(metadata.get("user_api_key_team_id"))
+    return cache_read, cache_write, reasoning, status, error_type, user, team, _tags(record, metadata)
+
+
+def _provider_model(name: str, model: str) -> tuple[str, str]:
+    """genai-prices provider id for LiteLLM's `custom_llm_provider`, and the model without its prefix."""
+    name = name.lower()
+    if name and model.lower().startswith(name + "/"):
+        model = model[len(name) + 1 :]
+    return PROVIDERS.get(name, name), model
+
+
+def _ttft(start: int, end: int | None, first_token: int | None) -> float | None:
+    """Time to first token; LiteLLM writes completionStartTime = endTime for calls that did not stream."""
+    if first_token is None or first_token == end or first_token < start:
+        return None
+    return (first_token - start) / 1000
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _count(value: object, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if value is None or value == "":
+        return 0  # schema.prisma: @default(0)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise Invalid(f"{name} is {value!r}, expected a whole number of tokens >= 0")
+
+
+def _time(record: dict[str, Any], name: str, *, required: bool = False) -> int | None:
+    value = record.get(name)
+    if isinstance(value, datetime):
+        return ts_us(value)  # PostgreSQL `timestamp(3)`: UTC without a zone, as Prisma writes it
+    text = _text(value)
+    if text is None:
+        if required:
+            raise Invalid(f"{name} is empty; it is when the call was made")
+        return None
+    try:
+        return parse_ts(text)
+    except ValueError:
+        raise Invalid(f"{name} is {text!r}, expected an ISO 8601 time such as 2024-06-01T12:00:00.000Z") from None
+
+
+def _json(value: object, name: str, kind: type) -> Any:
+    if value is None or isinstance(value, kind):
+        return value
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise Invalid(f"{name} is not valid JSON ({exc.msg}); export the column as JSON text") from None
+    if parsed is not None and not isinstance(parsed, kind):
+        raise Invalid(f"{name} is JSON {type(parsed).__name__}, expected {kind.__name__}")
+    return parsed
+
+
+def _details(usage: dict[str, Any]) -> tuple[int, int, int]:
+    """(cache read, cache write, reasoning) tokens from LiteLLM's usage details."""
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
+    read = usage.get("cache_read_input_tokens")
+    if read is None and isinstance(prompt_details, dict):
+        read = prompt_details.get("cached_tokens")
+    write = usage.get("cache_creation_input_tokens")
+    reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, dict) else None
+    return (
+        _count(read, "cache_read_input_tokens"),
+        _count(write, "cache_creation_input_tokens"),
+        _count(reasoning, "reasoning_tokens"),
+    )
+
+
+def _status(record: dict[str, Any], metadata: dict[str, Any]) -> tuple[str, str | None]:
+    status = (_text(record.get("status")) or _text(metadata.get("status")) or "success").lower()
+    if status == "failure":
+        error = metadata.get("error_information") or {}
+        code = error.get("error_code") or error.get("error_class") if isinstance(error, dict) else None
+        return "error", _text(code) or "failure"
+    if (_text(record.get("cache_hit")) or "").lower() == "true":
+        return "cached", None  # answered from LiteLLM's cache: the provider billed nothing
+    return "ok", None
+
+
+def _operation(call_type: str) -> str:
+    if call_type in OPERATIONS:
+        return OPERATIONS[call_type]
+    if call_type.startswith("a") and call_type[1:] in OPERATIONS:
+        return OPERATIONS[call_type[1:]]
+    return call_type
+
+
+def _tags(record: dict[str, Any], metadata: dict[str, Any]) -> dict[str, str] | None:
+    tags: dict[str, str] = {}
+    custom = metadata.get("spend_logs_metadata")
+    if isinstance(custom, dict):
+        tags.update({str(k): str(v) for k, v in custom.items() if v is not None})
+    raw = record.get("request_tags")
+    tags.update(_tag_pairs(raw) if isinstance(raw, str) else _pairs(_json(raw, "request_tags", list) or []))
+    for key, value in (
+        ("litellm_spend", _text(record.get("spend"))),
+        ("key_alias", _text(metadata.get("user_api_key_alias"))),
+        ("session_id", _text(record.get("session_id"))),
+    ):
+        if value is not None:
+            tags[key] = value
+    return tags or None
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """request_tags JSON text as (name, value) pairs; memoised: a log repeats a few tag lists."""
+    return _pairs(_json(text, "request_tags", list) or [])
+
+
+def _pairs(request_tags: list[object]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for tag in request_tags:
+        name, _, label = str(tag).partition(":")  # LiteLLM's convention: "jobID:214590" or a bare "prod"
+        pairs.append((name, label or "true"))
+    return tuple(pairs)
+
+
+def fast_columns(chunk: Chunk, header: list[str]) -> Columns | None:
+    """A chunk of the CSV parsed by Arrow into columns; None when any row needs the record-by-record path.
+
+    Only `metadata` and the small columns `extras` reads are handled row by row (shared with the
+    slow path); everything else is vectorised.
+    """
+    wanted = [h for h in header if h in COLUMNS]
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(chunk.data),
+            read_options=pcsv.ReadOptions(column_names=header, block_size=1 << 20),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(wanted, pa.string()),
+                include_columns=wanted,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    n = table.num_rows
+    blank = pa.array(np.full(n, "", dtype=object), pa.string())
+
+    def col(name: str) -> pa.Array:
+        return pc.utf8_trim_whitespace(table[name].combine_chunks()) if name in table.column_names else blank
+
+    request_id, model, group = col("request_id"), col("model"), col("model_group")
+    model = pc.if_else(pc.equal(model, ""), group, model)
+    start, end, first = iso_times(col("startTime")), iso_times(col("endTime")), iso_times(col("completionStartTime"))
+    prompt, completion = whole_numbers(col("prompt_tokens")), whole_numbers(col("completion_tokens"))
+    if (
+        not n
+        or pc.any(pc.equal(request_id, "")).as_py()
+        or pc.any(pc.equal(model, "")).as_py()
+        or start is None
+        or end is None
+        or first is None
+        or prompt is None
+        or completion is None
+        or not start[1].all()
+    ):
+        return None
+    small = {name: col(name) for name in _EXTRAS}
+    found = _metadata(small)
+    if found is None:
+        return None
+    read, write, reasoning, status, error_type, meta_user, meta_team, tags = found
+    counts = np.zeros((len(FIELDS), n), dtype=np.int64)
+    counts[0], counts[1], counts[2], counts[4], counts[5] = prompt, read, write, completion, reasoning
+    if ((counts[1] + counts[2]) > counts[0]).any() or (counts[5] > counts[4]).any():
+        return None  # the slow path says which rows and why
+    provider, model = _provider_models(col("custom_llm_provider"), model)
+    latency = np.where(end[1] & (end[0] >= start[0]), (end[0] - start[0]) / 1000, np.nan)
+    streamed = first[1] & ~(end[1] & (first[0] == end[0])) & (first[0] >= start[0])
+    ttft = np.where(streamed, (first[0] - start[0]) / 1000, np.nan)
+    return Columns(
+        request_id=request_id,
+        ts_us=start[0],
+        provider=provider,
+        model=model,
+        model_requested=pc.if_else(pc.or_(pc.equal(group, ""), pc.equal(group, model)), None, group),
+        operation=per_distinct(pc.if_else(pc.equal(col("call_type"), ""), "completion", col("call_type")), _operation),
+        counts=counts,
+        batch=np.zeros(n, dtype=bool),
+        status=pa.array(status, pa.string()),
+        error_type=pa.array(error_type, pa.string()),
+        latency_ms=pa.array(latency, pa.float64(), from_pandas=True),
+        ttft_ms=pa.array(ttft, pa.float64(), from_pandas=True),
+        api_key_id=null_blank(col("api_key")),
+        user_id=pc.coalesce(null_blank(col("user")), pa.array(meta_user, pa.string())),
+        team=pc.coalesce(null_blank(col("team_id")), pa.array(meta_team, pa.string())),
+        customer=null_blank(col("end_user")),
+        tags=pa.array([tags_json(t) for t in tags], pa.string()),
+    )
+
+
+_EXTRAS = ("metadata", "request_tags", "spend", "session_id", "status", "cache_hit")
+_SHAPE = {  # JSON types a metadata path may have for DuckDB to read it; other rows go through `extras`
+    "$": ("OBJECT",),
+    "$.usage_object": ("NULL",),
+    "$.additional_usage_values": ("NULL", "OBJECT"),
+    "$.additional_usage_values.cache_read_input_tokens": ("NULL", "UBIGINT"),
+    "$.additional_usage_values.cache_creation_input_tokens": ("NULL", "UBIGINT"),
+    "$.additional_usage_values.prompt_tokens_details": ("NULL", "OBJECT"),
+    "$.additional_usage_values.prompt_tokens_details.cached_tokens": ("NULL", "UBIGINT"),
+    "$.additional_usage_values.completion_tokens_details": ("NULL", "OBJECT"),
+    "$.additional_usage_values.completion_tokens_details.reasoning_tokens": ("NULL", "UBIGINT"),
+    "$.status": ("NULL", "VARCHAR"),
+    "$.user_api_key_user_id": ("NULL", "VARCHAR"),
+    "$.user_api_key_team_id": ("NULL", "VARCHAR"),
+    "$.user_api_key_alias": ("NULL", "VARCHAR"),
+    "$.spend_logs_metadata": ("NULL", "OBJECT"),
+}
+_USAGE = "$.additional_usage_values"
+_PATHS = list(_SHAPE)
+_COUNTS = [
+    f"{_USAGE}.cache_read_input_tokens",
+    f"{_USAGE}.prompt_tokens_details.cached_tokens",
+    f"{_USAGE}.cache_creation_input_tokens",
+    f"{_USAGE}.completion_tokens_details.reasoning_tokens",
+]
+_TEXTS = ["$.status", "$.user_api_key_user_id", "$.user_api_key_team_id", "$.user_api_key_alias"]
+_SIMPLE = " AND ".join(
+    "coalesce(t[{}], 'NULL') IN ({})".format(i + 1, ", ".join(f"'{kind}'" for kind in kinds))
+    for i, kinds in enumerate(_SHAPE.values())
+)
+# every json_* call parses the document again: one call per kind of value, with a list of paths
+_METADATA_SQL = f"""
+SELECT
+    {_SIMPLE} AS simple,
+    coalesce(c[1]::UBIGINT, c[2]::UBIGINT, 0) AS read,
+    coalesce(c[3]::UBIGINT, 0) AS write,
+    coalesce(c[4]::UBIGINT, 0) AS reasoning,
+    s[1] AS status, s[2] AS user, s[3] AS team, s[4] AS alias,
+    json_extract(j, '$.spend_logs_metadata')::VARCHAR AS custom
+FROM (
+    SELECT j, json_type(j, {_PATHS}) AS t, json_extract(j, {_COUNTS}) AS c, json_extract_string(j, {_TEXTS}) AS s
+    FROM (SELECT CASE WHEN metadata = '' THEN '{{}}' ELSE metadata END AS j FROM batch)
+)
+"""
+
+
+def _metadata(small: dict[str, pa.Array]) -> tuple[Any, ...] | None:
+    """`extras` for every row: DuckDB reads the usual metadata shape, `extras` the rest (and says what is wrong).
+
+    None when a row is bad: the record-by-record path names it.
+    """
+    with duckdb.connect() as conn:
+        conn.register("batch", pa.table({"metadata": small["metadata"]}))
+        relation = conn.sql(_METADATA_SQL)
+        assert relation is not None
+        try:
+            got = relation.to_arrow_table()
+        except duckdb.InvalidInputException:  # malformed JSON somewhere: the slow path names the row
+            return None
+    trimmed = {
+        name: pc.utf8_trim_whitespace(got[name].combine_chunks()) for name in ("status", "user", "team", "alias")
+    }
+    status_text = pc.utf8_lower(
+        pc.coalesce(null_blank(small["status"]), null_blank(trimmed["status"]), pa.scalar("success"))
+    )
+    simple = pc.and_(got["simple"].combine_chunks(), pc.not_equal(status_text, "failure")).to_numpy(
+        zero_copy_only=False
+    )
+    status = pc.if_else(pc.equal(pc.utf8_lower(small["cache_hit"]), "true"), "cached", "ok")
+    counts = [got[name].to_numpy().astype(np.int64) for name in ("read", "write", "reasoning")]
+    status_list = status.to_pylist()
+    error_list: list[str | None] = [None] * len(simple)
+    user, team = null_blank(trimmed["user"]).to_pylist(), null_blank(trimmed["team"]).to_pylist()
+    tags = _tag_dicts(small, got["custom"].to_pylist(), null_blank(trimmed["alias"]).to_pylist())
+    rows = {name: small[name].to_pylist() for name in _EXTRAS} if not simple.all() else {}
+    for i in np.flatnonzero(~simple).tolist():
+        try:
+            more = extras({name: rows[name][i] for name in _EXTRAS})
+        except Invalid:
+            return None
+        counts[0][i], counts[1][i], counts[2][i] = more[0], more[1], more[2]
+        status_list[i], error_list[i], user[i], team[i], tags[i] = more[3], more[4], more[5], more[6], more[7]
+    return (*counts, status_list, error_list, user, team, tags)
+
+
+def _tag_dicts(small: dict[str, pa.Array], custom: list[str | None], alias: list[str | None]) -> list[Any]:
+    """The tags `_tags` gives, built from memoised parts: tag lists and custom metadata repeat."""
+    parsed: dict[str | None, tuple[tuple[str, str], ...]] = {}
+    out: list[Any] = []
+    spend = null_blank(small["spend"]).to_pylist()
+    session = null_blank(small["session_id"]).to_pylist()
+    for text, tags_text, amount, key_alias, session_id in zip(
+        custom, small["request_tags"].to_pylist(), spend, alias, session, strict=True
+    ):
+        if text not in parsed:
+            values = orjson.loads(text) if text else None
+            pairs = values.items() if isinstance(values, dict) else ()
+            parsed[text] = tuple((str(k), str(v)) for k, v in pairs if v is not None)
+        tags = dict(parsed[text])
+        if tags_text:
+            tags.update(_tag_pairs(tags_text))
+        for key, value in (("litellm_spend", amount), ("key_alias", key_alias), ("session_id", session_id)):
+            if value is not None:
+                tags[key] = value
+        out.append(tags or None)
+    return out
+
+
+def _provider_models(providers: pa.Array, models: pa.Array) -> tuple[pa.Array, pa.Array]:
+    encoded = pc.binary_join_element_wise(providers, models, "\x1f").dictionary_encode()
+    pairs = [_provider_model(*key.split("\x1f", 1)) for key in encoded.dictionary.to_pylist()]
+    provider = pc.take(pa.array([p for p, _ in pairs], pa.string()), encoded.indices)
+    return provider, pc.take(pa.array([m for _, m in pairs], pa.string()), encoded.indices)
+
+
+IMPORTER = LiteLLMImporter()
