@@ -312,3 +312,21 @@ def test_import_command_reports_bad_rows_and_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert f"{tmp_path / 'usage.jsonl'}:1: data[0].results[0].output_tokens is 'many'" in result.output
     assert "5 rows read from 1 file(s): 4 imported, 0 already in the ledger, 1 rejected" in result.output
+
+
+def test_the_import_command_prices_with_the_organisations_overrides(tmp_path: Path) -> None:
+    """Negotiated prices in tokenops.toml apply to imported buckets as they do to gateway calls."""
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "usage.jsonl").write_text(
+        json.dumps({"object": "page", "data": [bucket(DAY1, completions(MINI, 1_000_000, 1_000_000, 10))]}) + "\n"
+    )
+    config = tmp_path / "tokenops.toml"
+    config.write_text(
+        f'ledger = "{tmp_path / "ledger.duckdb"}"\n'
+        f'[[pricing.overrides]]\nmodel = "{MINI}"\ninput_mtok = "1"\noutput_mtok = "2"\n'
+    )
+    result = CliRunner().invoke(app, ["import", "openai-usage", str(pages), "-c", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    with DuckDBLedger(tmp_path / "ledger.duckdb", read_only=True) as ledger:
+        assert ledger.query_rows("SELECT cost_total FROM provider_usage") == [{"cost_total": Decimal(3)}]

@@ -12,6 +12,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from tokenops.cli.common import ConfigOption, LedgerOption, fail, settings_from
 from tokenops.ingest import UnknownSource, get_importer, importer_names, run_import
+from tokenops.ingest.run import with_pricer
+from tokenops.pricing import Pricer
 from tokenops.store import DuckDBLedger
 
 SHOWN_ERRORS = 50
@@ -43,6 +45,7 @@ def import_(
     if not paths:
         raise fail("give at least one file or directory to import")
     settings = settings_from(config, **({"ledger": ledger} if ledger else {}))
+    importer = with_pricer(importer, Pricer(settings.pricing.overrides))  # the organisation's prices apply
     path = Path(settings.ledger.removeprefix("duckdb:"))
     try:
         store = DuckDBLedger(path)

@@ -16,6 +16,7 @@ price at the bucket start; `service_tier: batch` uses the batch price and `conte
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from tokenops.ingest._provider_reports import (
     whole,
 )
 from tokenops.ingest._rows import Batch, stable_id
+from tokenops.pricing import Pricer
 
 NAME = "anthropic-usage"
 LONG_CONTEXT = "200k-1M"
@@ -61,16 +63,19 @@ def anthropic_span(bucket: Mapping[str, Any], where: str) -> tuple[datetime, dat
     return ordered(rfc3339(bucket, "starting_at", where), rfc3339(bucket, "ending_at", where), where)
 
 
+@dataclass(frozen=True, slots=True)
 class AnthropicUsageImporter:
     """Saved Anthropic usage report pages: JSON (one page, or a list of pages) or JSON Lines of pages."""
 
-    name = NAME
-    description = "Anthropic Admin API usage report (messages) pages as JSON or JSON Lines"
-    patterns = ("*.json", "*.jsonl", "*.json.gz", "*.jsonl.gz")
+    pricer: Pricer | None = None
+    """Prices buckets; the default is genai-prices' list prices without overrides."""
+    name: str = NAME
+    description: str = "Anthropic Admin API usage report (messages) pages as JSON or JSON Lines"
+    patterns: tuple[str, ...] = ("*.json", "*.jsonl", "*.json.gz", "*.jsonl.gz")
 
     def read(self, path: Path) -> Iterator[Batch]:
         """Stream one saved file; a bad bucket or row is named, the others kept."""
-        pricer = BucketPricer()
+        pricer = BucketPricer(self.pricer)
         yield from read_report(path, anthropic_span, lambda result: usage_record(result, pricer))
 
 

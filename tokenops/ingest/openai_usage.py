@@ -14,6 +14,7 @@ Rows are kept apart from usage events: `tokenops reconcile` compares the two.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from tokenops.ingest._provider_reports import (
     whole,
 )
 from tokenops.ingest._rows import Batch, stable_id
+from tokenops.pricing import Pricer
 
 NAME = "openai-usage"
 COMPLETIONS = "organization.usage.completions.result"
@@ -62,16 +64,19 @@ def openai_span(bucket: Mapping[str, Any], where: str) -> tuple[datetime, dateti
     return ordered(unix_time(bucket, "start_time", where), unix_time(bucket, "end_time", where), where)
 
 
+@dataclass(frozen=True, slots=True)
 class OpenAIUsageImporter:
     """Saved OpenAI Usage API pages: JSON (one page, or a list of pages) or JSON Lines of pages."""
 
-    name = NAME
-    description = "OpenAI Usage API pages (completions, embeddings) as JSON or JSON Lines"
-    patterns = ("*.json", "*.jsonl", "*.json.gz", "*.jsonl.gz")
+    pricer: Pricer | None = None
+    """Prices buckets; the default is genai-prices' list prices without overrides."""
+    name: str = NAME
+    description: str = "OpenAI Usage API pages (completions, embeddings) as JSON or JSON Lines"
+    patterns: tuple[str, ...] = ("*.json", "*.jsonl", "*.json.gz", "*.jsonl.gz")
 
     def read(self, path: Path) -> Iterator[Batch]:
         """Stream one saved file; a bad bucket or row is named, the others kept."""
-        pricer = BucketPricer()
+        pricer = BucketPricer(self.pricer)
         yield from read_report(path, openai_span, lambda result: usage_record(result, pricer))
 
 

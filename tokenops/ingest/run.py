@@ -8,6 +8,7 @@ URL schemes it takes and a `read_location` (`LocationImporter`).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import re
@@ -18,6 +19,7 @@ from typing import Protocol, TypeGuard
 from tokenops.errors import TokenopsError
 from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
 from tokenops.ingest._rows import Batch, Importer, ImportReport, Record
+from tokenops.pricing import Pricer
 from tokenops.store import Ledger
 
 Progress = Callable[[int, int], None]
@@ -100,6 +102,13 @@ def get_importer(name: str) -> Importer:
         importer: Importer = module.IMPORTER
     except (ModuleNotFoundError, AttributeError):
         raise UnknownSource(f"no importer {name!r}; available: {', '.join(importer_names())}") from None
+    return importer
+
+
+def with_pricer(importer: Importer, pricer: Pricer) -> Importer:
+    """The importer pricing with `pricer` (the organisation's overrides), if it prices anything."""
+    if dataclasses.is_dataclass(importer) and any(f.name == "pricer" for f in dataclasses.fields(importer)):
+        return dataclasses.replace(importer, pricer=pricer)
     return importer
 
 
