@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tokenops.analytics.spend import DIMENSIONS, GRAINS, spend_by, tokens_per_task
-from tokenops.cli import report_cfo, report_kpis, report_planning, report_yield
+from tokenops.cli import report_anomalies, report_cfo, report_kpis, report_planning, report_yield
 from tokenops.cli.common import (
     ConfigOption,
     CustomerOption,
@@ -81,3 +81,4 @@ report_yield.register(app)
 report_kpis.register(app)
 report_planning.register(app)
 report_cfo.register(app)
+report_anomalies.register(app)

@@ -20,7 +20,7 @@ from tokenops.meter import Meter
 from tokenops.pricing import Pricer
 from tokenops.store import Ledger, open_ledger
 from tokenops.store.writer import LedgerWriter
-from tokenops.web import admin, api, api_kpis, api_planning, api_yield, ingest, otlp, outcomes
+from tokenops.web import admin, api, api_anomalies, api_kpis, api_planning, api_yield, ingest, otlp, outcomes
 from tokenops.web.access import exception_handlers
 from tokenops.web.dashboard import dashboard_routes
 from tokenops.web.session import Signer, load_secret
@@ -92,6 +92,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
             *api.routes,
             *api_yield.routes,
             *ingest.routes,
+            *api_anomalies.routes,
             *api_planning.routes,
             *api_kpis.routes,
             *otlp.routes,
