@@ -17,6 +17,7 @@ from tokenops.cli.serve import run_server
 from tokenops.config import Settings
 from tokenops.demo import generate_org, load_demo
 from tokenops.gateway.upstream import Upstream
+from tokenops.guard import Policies
 from tokenops.store import DuckDBLedger
 from tokenops.testing import create_fake_provider
 from tokenops.web.app import key_store
@@ -89,6 +90,31 @@ def demo_users(settings: Settings) -> list[str]:
     return shown
 
 
+DEMO_POLICIES = Policies.model_validate(
+    {
+        "task_budgets": [
+            # the runaway refund loop in the demo data cost $130 in one run: this budget would have stopped it at $2
+            {"name": "refund-run", "workflow": "refund_agent", "max_usd": "2.00", "on_exceed": "block"},
+            {
+                "name": "coding-run",
+                "workflow": "coding_agent",
+                "max_usd": "3.00",
+                "on_exceed": "downgrade",
+                "downgrade_to": "gpt-4.1-mini",
+            },
+            {"name": "contract-run", "workflow": "contract_review", "max_usd": "4.00", "on_exceed": "alert"},
+        ],
+        "quotas": [
+            {"name": "team-monthly", "scope": "team", "period": "month", "max_usd": "400", "on_exceed": "alert"},
+            {"name": "user-daily", "scope": "user", "period": "day", "max_usd": "25"},
+        ],
+        "iteration_caps": [{"workflow": "*_agent", "max_calls": 60}],
+        "output_caps": [{"workflow": "ticket_triage", "max_output_tokens": 64}],
+    }
+)
+"""Guardrails the demo server runs with, so the Budgets page and `tokenops budgets show` have something to show."""
+
+
 def demo_settings(directory: Path, ledger_path: Path, host: str, port: int) -> Settings:
     """Settings of the demo server: its own state folder, upstreams pointing at the built-in fake provider."""
     base = f"http://{host}:{port}{DEMO_PROVIDER}"
@@ -101,5 +127,6 @@ def demo_settings(directory: Path, ledger_path: Path, host: str, port: int) -> S
         update={
             "server": settings.server.model_copy(update={"host": host, "port": port}),
             "gateway": settings.gateway.model_copy(update={"upstreams": upstreams}),
+            "guard": DEMO_POLICIES,
         }
     )
