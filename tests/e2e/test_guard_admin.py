@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from tests.e2e.conftest import Gateway, gateway_settings
+from tests.factories import event
 from tests.guard.conftest import redis_prefix, redis_url
 from tokenops.cli import app as cli
 from tokenops.config import Settings
@@ -155,4 +157,20 @@ def test_policies_from_the_config_file_and_budget_errors_say_when_quotas_reset(
     detail = body["tokenops"]  # type: ignore[index]
     assert (detail["policy"], detail["unit"], detail["limit"]) == ("team-daily", "usd", "0.000001")
     assert detail["resets_at"] is not None and detail["retry_after_s"] > 0
+    ledger.close()
+
+
+def test_a_restarted_server_keeps_counting_this_months_quota(
+    tmp_path: Path, fake_provider: tuple[Starlette, str]
+) -> None:
+    """In-process counters are rebuilt from the ledger at start-up: a restart is not a fresh monthly quota."""
+    settings = gateway_settings(tmp_path, fake_provider[1])
+    quota = {"name": "team-month", "scope": "team", "period": "month", "max_usd": "0.02"}
+    settings = settings.model_copy(update={"guard": settings.guard.model_validate({"quotas": [quota]})})
+    ledger = DuckDBLedger(settings.ledger)
+    ledger.record_events([event(f"gw-{i}", ts=datetime.now(UTC)) for i in range(3)])  # $0.0225 this month
+    key = key_store(settings).create(user="ana", team="support")[1]
+    with serve_in_thread(create_app(settings, ledger)) as url, pytest.raises(openai.RateLimitError) as caught:
+        _ask(url, key)
+    assert caught.value.body["type"] == "tokenops_quota_exceeded"  # type: ignore[index]
     ledger.close()

@@ -216,6 +216,14 @@ class InProcessCounters:
             now = self._clock()
             return tuple(self._get(key, now) for key in keys)
 
+    def restore(self, key: str, amount: int, ttl_s: int) -> None:
+        """Raise a counter to what the ledger shows was already spent (after a restart); never lowers it."""
+        with self._lock:
+            now = self._clock()
+            if amount > self._get(key, now):
+                self._values[key] = amount
+            self._expires[key] = max(self._expires.get(key, 0.0), now + ttl_s)
+
     def mark_once(self, marker: str, ttl_s: int) -> bool:
         """Set a marker; True only for the first caller."""
         with self._lock:

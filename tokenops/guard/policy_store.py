@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,13 +174,22 @@ class RedisPolicyStore:
 class PolicySync:
     """Keeps a guard's policies equal to the stored set (or the config file's when none is stored)."""
 
-    def __init__(self, guard: Guard, store: PolicyStore, configured: Policies, interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        store: PolicyStore,
+        configured: Policies,
+        interval_s: float = 1.0,
+        on_change: Callable[[Policies], None] | None = None,
+    ) -> None:
         self.guard = guard
         self.store = store
         self.configured = configured
         self.interval_s = interval_s
+        self.on_change = on_change
+        """Called with the new set after each change (e.g. to restore in-process quota counters)."""
         self.current: StoredPolicies | None = None
-        self._seen: int | None = None
+        self._seen: int | None = -1  # not looked yet: the first refresh always applies
 
     def refresh(self) -> None:
         """Apply the stored set if its version changed since the last look (blocking I/O: call off the loop)."""
@@ -187,16 +197,20 @@ class PolicySync:
         if version == self._seen:
             return
         stored = self.store.load() if version is not None else None
-        self.current = stored
-        self.guard.update(stored.policies if stored is not None else self.configured)
-        self._seen = None if stored is None else stored.version
+        self._put(stored)
         log.info("tokenops guard: policies now %s", f"admin version {self._seen}" if stored else "from config")
 
     def apply(self, stored: StoredPolicies | None) -> None:
         """Put a set just saved (or cleared) here into force at once, before the next poll."""
+        self._put(stored)
+
+    def _put(self, stored: StoredPolicies | None) -> None:
         self.current = stored
-        self.guard.update(stored.policies if stored is not None else self.configured)
+        policies = stored.policies if stored is not None else self.configured
+        self.guard.update(policies)
         self._seen = None if stored is None else stored.version
+        if self.on_change is not None:
+            self.on_change(policies)
 
     async def run(self) -> None:
         """Poll until cancelled; a store outage is logged and retried, the policies in force stay."""

@@ -68,6 +68,11 @@ def scope_value(facts: CallFacts, scope: Scope, model: str) -> str | None:
     return value
 
 
+def quota_key(quota: Quota, value: str, label: str) -> str:
+    """Counter key of a quota for one scope value and period (the unit, `:usd` or `:tokens`, is appended)."""
+    return f"q:{key_part(quota.name)}:{key_part(value)}:{label}"
+
+
 def _subject(scope: Scope, value: str) -> str:
     return "the organisation" if scope == "org" else f"{scope} {value!r}"
 
@@ -86,7 +91,7 @@ def quota_counters(
         block = quota.on_exceed == "block"
         period = f"{quota.period} {window.label} ({zone.key})"
         hint = f"raise the limit of [[guard.quotas]] {quota.name!r}"
-        base = f"q:{key_part(quota.name)}:{key_part(value)}:{window.label}"
+        base = quota_key(quota, value, window.label)
         for unit, amount, limit in (
             ("usd", usd_nano, None if quota.max_usd is None else to_nano(quota.max_usd)),
             ("tokens", tokens, quota.max_tokens),

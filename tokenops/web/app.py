@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -14,8 +15,9 @@ from tokenops.cache import open_cache
 from tokenops.config import Settings
 from tokenops.gateway.app import Gateway, gateway_routes
 from tokenops.gateway.keys import KeyStore
-from tokenops.guard import Guard, open_guard
+from tokenops.guard import Guard, InProcessCounters, Policies, open_guard
 from tokenops.guard.policy_store import FilePolicyStore, PolicyStore, PolicyStoreError, PolicySync, RedisPolicyStore
+from tokenops.guard.restore import restore_quotas
 from tokenops.meter import Meter
 from tokenops.pricing import Pricer
 from tokenops.store import Ledger, open_ledger
@@ -42,13 +44,21 @@ def policy_store(settings: Settings) -> PolicyStore:
     return FilePolicyStore(settings.data_dir / "policies.json")
 
 
-def _guard(settings: Settings, pricer: Pricer) -> tuple[Guard, PolicySync]:
+def _guard(settings: Settings, pricer: Pricer, ledger: Ledger) -> tuple[Guard, PolicySync]:
     guard = open_guard(settings.guard, pricer, settings.guard_backend)
-    sync = PolicySync(guard, policy_store(settings), settings.guard)
+    counters = guard.counters
+
+    def restore(policies: Policies) -> None:
+        # in-process counters start empty: give each quota back what its period has already spent
+        if isinstance(counters, InProcessCounters):
+            restore_quotas(counters, policies, ledger, datetime.now(UTC))
+
+    sync = PolicySync(guard, policy_store(settings), settings.guard, on_change=restore)
     try:
         sync.refresh()  # an admin's stored set applies from the first call
     except PolicyStoreError as exc:
         log.error("tokenops guard: cannot read the stored policies, starting with the config file's: %s", exc)
+        sync.apply(None)
     return guard, sync
 
 
@@ -61,7 +71,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
     store = ledger if ledger is not None else open_ledger(settings.ledger)
     writer = LedgerWriter(store, settings.data_dir / "spool", flush_interval=1.0)
     pricer = Pricer(settings.pricing.overrides)
-    guard, sync = _guard(settings, pricer)
+    guard, sync = _guard(settings, pricer, store)
     gateway = Gateway(
         settings.gateway,
         keys=key_store(settings),
@@ -91,10 +101,10 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
             *dashboard_routes(),
             *api.routes,
             *api_yield.routes,
-            *ingest.routes,
-            *api_anomalies.routes,
-            *api_planning.routes,
             *api_kpis.routes,
+            *api_planning.routes,
+            *api_anomalies.routes,
+            *ingest.routes,
             *otlp.routes,
             *outcomes.routes,
             *admin.routes,
