@@ -3,9 +3,13 @@
     .venv/bin/python bench/nab [--data ../shared/data/nab]
 
 Scores the published windowedGaussian results first (must print 39.6 / 20.9 / 47.4: the scorer
-is right), then runs `tokenops.analytics.nab.surprise` (the spend detector's core on raw series)
-over the 58 series and prints its standard / reward_low_FP_rate / reward_low_FN_rate scores next
-to the published detectors.
+is right), then runs `tokenops.analytics.detectors.surprise` (the anomaly core configured for raw
+series) over the 58 series and prints its standard / reward_low_FP_rate / reward_low_FN_rate
+scores next to the published detectors, and where its standard-profile detections fall.
+
+The rest period after an alarm is a fifth of NAB's probationary period (15% of the file, at most
+750 rows), the value CAD OSE uses: NAB hands every detector the probationary length, so this
+uses nothing a detector may not know.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tokenops.analytics import nab
-from tokenops.analytics.nab import surprise
+from tokenops.analytics.detectors import surprise
 
 DEFAULT_DATA = next(
     (
@@ -57,7 +61,7 @@ def main() -> None:
     )
 
     started = time.perf_counter()
-    scores = {f.name: surprise(f.timestamps, f.values) for f in files}
+    scores = {f.name: surprise(f.timestamps, f.values, rest=f.probation // 5) for f in files}
     elapsed = time.perf_counter() - started
     ours = [nab.score(files, scores, p) for p in profiles]
 
@@ -70,9 +74,29 @@ def main() -> None:
     print("(published: results/final_results.json; NAB's README table: Numenta HTM 70.5-69.7 / 62.6-61.7 / 75.2-74.2)")
     thresholds = "  ".join(f"{s.profile} {s.threshold:.3f} (raw {s.raw:.2f})" for s in ours)
     print(f"\ntokenops thresholds: {thresholds}")
+    print(detections(files, scores, ours[0].threshold))
     per_row = elapsed / rows * 1e6
     print(f"detector time: {elapsed:.1f} s for {rows:,} rows ({per_row:.1f} µs/row, one core)")
     assert np.isfinite([s.normalised for s in ours]).all()
+
+
+def detections(files: list[nab.LabelledFile], scores: dict[str, np.ndarray], threshold: float) -> str:
+    """Windows caught and detections outside windows at `threshold`, per category (after probation)."""
+    tally: dict[str, list[int]] = {}
+    for f in files:
+        fired = np.flatnonzero(scores[f.name] >= threshold)
+        fired = fired[fired >= f.probation]
+        inside = np.zeros(len(f.values), bool)
+        for a, b in f.windows:
+            inside[a : b + 1] = True
+        row = tally.setdefault(f.name.split("/")[0], [0, 0, 0])
+        row[0] += sum(bool(((fired >= a) & (fired <= b)).any()) for a, b in f.windows)
+        row[1] += len(f.windows)
+        row[2] += int((~inside[fired]).sum())
+    lines = [f"  {c:24s} windows caught {tp:3d}/{n:3d}  false alarms {fp:4d}" for c, (tp, n, fp) in tally.items()]
+    total = [sum(col) for col in zip(*tally.values(), strict=True)]
+    lines.append(f"  {'all':24s} windows caught {total[0]:3d}/{total[1]:3d}  false alarms {total[2]:4d}")
+    return "standard-profile detections:\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":

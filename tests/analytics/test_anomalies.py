@@ -28,8 +28,8 @@ from tokenops.analytics.anomalies import (
     find_incidents,
     hourly_spend,
     score_hours,
-    seasonal_median,
 )
+from tokenops.analytics.detectors import seasonal_median
 from tokenops.cli import app as cli
 from tokenops.config import Settings
 from tokenops.demo import DemoOrg, generate_org, load_demo

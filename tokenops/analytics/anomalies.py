@@ -1,8 +1,9 @@
 """Spend anomalies: a seasonal robust baseline per series, incidents, what drove them, webhook alerts.
 
-The core (`past_median`, `seasonal_median`, `robust_scale`) is generic numpy over one series and
-uses each point's past only, so it runs online; `tokenops.analytics.nab.surprise` builds the
-benchmark detector from the same pieces. For spend:
+The online core (`seasonal_median`, `robust_scale`, `past_quantile`) lives in
+`tokenops.analytics.detectors`, which also configures it for raw series of any kind (`surprise`,
+scored on the Numenta Anomaly Benchmark by `bench/nab`). This module is its hourly-spend
+configuration:
 
 - expected value: the median of the same hour of week over the last four weeks;
 - robust z: the residual over 1.4826 x the median absolute residual of the recent past (MAD),
@@ -12,7 +13,7 @@ benchmark detector from the same pieces. For spend:
 
 On the ledger, hourly spend per team / workflow / model / user is scored; consecutive anomalous
 hours of one series make one `Incident`, which says how far above expected it was and which
-sub-series drove it (`tokenops.analytics.nab` holds the benchmark scoring, not this module).
+sub-series drove it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import statistics
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,8 +29,8 @@ from typing import Literal, TypedDict, get_args
 
 import httpx
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from tokenops.analytics.detectors import past_quantile, robust_scale, seasonal_median
 from tokenops.store import Ledger
 from tokenops.store.rows import utc_naive
 
@@ -46,51 +46,7 @@ _DRILL = {
     "user": ("workflow", "model"),
 }
 """The two dimensions an incident of each dimension is broken down by to name its driver."""
-MAD_TO_SIGMA = 1.4826
 WEEK_HOURS = 168
-
-# ---------------------------------------------------------------------------------------------
-# generic, online core
-
-
-def past_median(x: np.ndarray, window: int) -> np.ndarray:
-    """Median of the `window` points before each point (NaN for the first)."""
-    padded = np.r_[np.full(window, np.nan), x]
-    return _nanmedian(sliding_window_view(padded, window)[: len(x)], axis=1)
-
-
-def seasonal_median(x: np.ndarray, period: int, cycles: int) -> np.ndarray:
-    """Median of the same phase over the last `cycles` periods (NaN until one period has passed)."""
-    n = len(x)
-    lagged = [np.r_[np.full(min(k * period, n), np.nan), x[: max(n - k * period, 0)]] for k in range(1, cycles + 1)]
-    return _nanmedian(np.vstack(lagged), axis=0)
-
-
-def robust_scale(residual: np.ndarray, rows: int, refresh: int, floor: float, *, upper: bool = False) -> np.ndarray:
-    """1.4826 x median |residual| over the `rows` points before each block of `refresh` points.
-
-    NaN until ten residuals are known; never below `floor` (a flat series has a MAD of 0). With
-    `upper`, also at least the 90th percentile of |residual| / 1.645: series of small counts have
-    a median residual of 0 however much they move.
-    """
-    out = np.full(len(residual), np.nan)
-    magnitude = np.abs(residual)
-    for start in range(refresh, len(residual), refresh):
-        past = magnitude[max(0, start - rows) : start]
-        past = past[~np.isnan(past)]
-        if len(past) >= 10:
-            scale = MAD_TO_SIGMA * float(np.median(past))
-            if upper:
-                scale = max(scale, float(np.quantile(past, 0.9)) / 1.645)
-            out[start : start + refresh] = max(scale, floor)
-    return out
-
-
-def _nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are expected before history exists
-        return np.asarray(np.nanmedian(a, axis=axis))
-
 
 # ---------------------------------------------------------------------------------------------
 # hourly spend on the ledger
@@ -194,10 +150,10 @@ def score_hours(
     floor = max(float(np.sqrt(typical.max() / 24)) * 0.05, 1e-9)
     scale = robust_scale(np.where((spend > 0) | (base > 0), residual, np.nan), window, 24, floor)
     z = np.nan_to_num(residual / scale, nan=0.0)
-    busiest = _past_quantile(np.where(spend > 0, spend, np.nan), sensitivity.busiest_hours, 24, 0.99)
+    busiest = past_quantile(np.where(spend > 0, spend, np.nan), sensitivity.busiest_hours, 24, 0.99)
     # cost per call against the past week's median, in units of one call's spread (busy hours weigh more)
     unit = np.where(calls >= sensitivity.min_calls, np.log(np.maximum(spend, 1e-12) / np.maximum(calls, 1)), np.nan)
-    unit_residual = (unit - _past_quantile(unit, WEEK_HOURS, 24, 0.5)) * np.sqrt(calls)
+    unit_residual = (unit - past_quantile(unit, WEEK_HOURS, 24, 0.5)) * np.sqrt(calls)
     unit_z = np.nan_to_num(unit_residual / robust_scale(unit_residual, WEEK_HOURS, 24, 0.05), nan=0.0)
     expected = np.nan_to_num(base, nan=0.0) ** 2
     volume = (z >= sensitivity.z) & (spend >= sensitivity.busiest * np.nan_to_num(busiest, nan=np.inf))
@@ -208,17 +164,6 @@ def score_hours(
         & (volume | (unit_test & (unit_z >= sensitivity.unit_z)))
     )
     return HourScores(expected, z, unit_z, volume, anomalous)
-
-
-def _past_quantile(x: np.ndarray, rows: int, refresh: int, q: float) -> np.ndarray:
-    """The `q` quantile of the known values among the `rows` before each block of `refresh` (NaN if < 10)."""
-    out = np.full(len(x), np.nan)
-    for start in range(refresh, len(x), refresh):
-        past = x[max(0, start - rows) : start]
-        past = past[~np.isnan(past)]
-        if len(past) >= 10:
-            out[start : start + refresh] = np.quantile(past, q)
-    return out
 
 
 @dataclass(frozen=True, slots=True)

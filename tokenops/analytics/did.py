@@ -57,7 +57,12 @@ _PANEL_SQL = f"""
     baseline AS (
         SELECT e.person_id, e.workflow, count(*) AS n,
                CAST(avg(e.duration_hours) AS DOUBLE PRECISION) AS mean_hours,
-               CAST(stddev_samp(e.duration_hours) AS DOUBLE PRECISION) AS sd_hours
+               -- from exact sums, not stddev_samp: a parallel float aggregate differs in its last bits from run
+               -- to run, and the seeded bootstrap must give the same intervals every time
+               CASE WHEN count(*) > 1 THEN sqrt(greatest(
+                   (CAST(sum(e.duration_hours * e.duration_hours) AS DOUBLE PRECISION)
+                    - CAST(sum(e.duration_hours) AS DOUBLE PRECISION) * CAST(sum(e.duration_hours) AS DOUBLE PRECISION)
+                      / count(*)) / (count(*) - 1), 0)) END AS sd_hours
         FROM time_entries AS e CROSS JOIN bounds AS d
         WHERE e.workflow IS NOT NULL AND e.start < d.baseline_end GROUP BY e.person_id, e.workflow
     ),
@@ -77,6 +82,7 @@ _PANEL_SQL = f"""
                  b.n, b.mean_hours, b.sd_hours
     )
     SELECT d.baseline_end, d.period_end, c.* FROM bounds AS d LEFT JOIN cells AS c ON TRUE
+    ORDER BY c.person_id, c.workflow, c.week  -- the bootstrap resamples in row order: the same on every backend
 """
 
 

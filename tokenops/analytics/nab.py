@@ -6,9 +6,9 @@ every detection outside a window (less when it trails a window closely), and cha
 missed. One threshold per profile is optimised over the whole corpus, then the raw score is
 normalised so the null detector (never fires) scores 0 and the perfect one 100.
 
-Owns the arithmetic, reading the corpus layout (`data/`, `labels/combined_windows.json`,
-`config/profiles.json`, `results/`), and `surprise`: the spend detector's baseline and robust
-scaling (`tokenops.analytics.anomalies`) adapted to raw series of any unit and sampling rate.
+Owns the arithmetic and reading the corpus layout (`data/`, `labels/combined_windows.json`,
+`config/profiles.json`, `results/`); the detector it is run on is
+`tokenops.analytics.detectors.surprise` (`bench/nab`).
 The sweep over thresholds is vectorised: each row's score change is known up front, except that a
 window only counts its best (earliest) detection, which a running maximum per window handles.
 """
@@ -25,9 +25,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from numpy.lib.stride_tricks import sliding_window_view
-
-from tokenops.analytics.anomalies import past_median, robust_scale, seasonal_median
 
 PROBATION_SHARE = 0.15
 """Leading share of each file a detector may use to learn; never scored."""
@@ -189,97 +186,6 @@ def score(files: list[LabelledFile], anomalies: Mapping[str, np.ndarray], profil
     return Score(profile.name, float(thresholds[best]), raw, normalise(raw, s.windows, profile))
 
 
-def surprise(
-    timestamps: np.ndarray,
-    values: np.ndarray,
-    *,
-    local: int = 2,
-    slow: int = 100,
-    level: int = 6,
-    cycles: int = 3,
-    scale_rows: int = 2000,
-    recheck: int = 250,
-) -> np.ndarray:
-    """Anomaly score of every point of a raw series, from its past only (higher = rarer).
-
-    Four views, each a robust z calibrated by `tail_surprise`, the largest counting: the point
-    against the median of the last `local` points (a jump), of the last `slow` points (a
-    departure from the usual level), and of the same phase of the last `cycles` days or weeks
-    once the past shows the series repeats on that cycle (rechecked every `recheck` rows); and
-    the median of the last `level` points against the slow median (a level shift). Only the
-    first alarm of an excursion is kept. Scores of a prefix never change when points are appended.
-    """
-    n = len(values)
-    local_expected = past_median(values, local)
-    slow_expected = past_median(values, slow)
-    floor = np.empty(n)
-    period = np.zeros(n, dtype=np.int64)
-    for start in range(0, n, recheck):
-        past = values[: max(start, 1)]
-        spread = float(np.percentile(past, 95) - np.percentile(past, 5))
-        floor[start : start + recheck] = 1e-3 * max(spread, abs(float(np.median(past))), 1e-9)
-        period[start : start + recheck] = detect_period(timestamps[:start], values[:start]) if start >= 8 else 0
-    seasonal = np.full(n, np.nan)
-    for p in np.unique(period[period > 0]):
-        rows = period == p
-        seasonal[rows] = seasonal_median(values, int(p), cycles)[rows]
-    recent_level = past_median(np.r_[values[1:], values[-1:]], level)  # median of the last `level` points
-    views = (
-        (values, local_expected),
-        (values, slow_expected),
-        (values, np.where(np.isnan(seasonal), local_expected, seasonal)),
-        (recent_level, slow_expected),
-    )
-    score = np.zeros(n)
-    for observed, expected in views:
-        residual = observed - expected
-        scale = np.maximum(robust_scale(residual, scale_rows, 20, 0.0, upper=True), floor)
-        z = np.nan_to_num(np.abs(residual) / scale, nan=0.0)
-        score = np.maximum(score, tail_surprise(np.minimum(z, 1000.0)))
-    return suppress_repeats(score, 30)
-
-
-def tail_surprise(v: np.ndarray, *, learn: int = 100, refresh: int = 50, q: float = 0.95) -> np.ndarray:
-    """-ln P(V >= v) from an exponential tail fitted above the past's `q` quantile (0 while learning).
-
-    Extreme-value style calibration (as in SPOT, Siffer et al. 2017): it makes a threshold mean
-    the same rarity on a calm series and on a noisy one.
-    """
-    out = np.zeros(len(v))
-    for start in range(learn, len(v), refresh):
-        past = v[:start]
-        level = float(np.quantile(past, q))
-        excess = past[past > level] - level
-        beta = max(float(excess.mean()) if len(excess) else 0.0, 1e-3 * max(level, 1e-3))
-        out[start : start + refresh] = (v[start : start + refresh] - level) / beta - np.log(1 - q)
-    return out
-
-
-def detect_period(timestamps: np.ndarray, values: np.ndarray, *, min_correlation: float = 0.3) -> int:
-    """Rows per day or per week when the series repeats on that cycle (autocorrelation), else 0."""
-    if len(values) < 8:
-        return 0
-    step = float(np.median(np.diff(timestamps[:500]).astype("timedelta64[s]").astype(float)))
-    best, best_corr = 0, min_correlation
-    centred = values - values.mean()
-    energy = max(float(centred @ centred), 1e-12)
-    for seconds in (86_400, 7 * 86_400):
-        period = round(seconds / step) if step > 0 else 0
-        if period < 4 or 2 * period > len(values):
-            continue
-        corr = float(centred[period:] @ centred[:-period]) / energy
-        if corr > best_corr:
-            best, best_corr = period, corr
-    return best
-
-
-def suppress_repeats(score: np.ndarray, rows: int) -> np.ndarray:
-    """Keep a score only when it beats every score of the `rows` before it (one alarm per excursion)."""
-    padded = np.r_[np.full(rows, -np.inf), score]
-    recent = sliding_window_view(padded, rows)[: len(score)].max(axis=1)
-    return np.where(score > recent, score, np.minimum(score, 0.0))
-
-
 def load_profiles(root: Path) -> tuple[Profile, ...]:
     """The cost matrices of `config/profiles.json`."""
     data = json.loads((root / "config" / "profiles.json").read_text())
@@ -301,11 +207,11 @@ def _read(path: Path, value_column: str) -> tuple[np.ndarray, np.ndarray]:
     return ts, table.column(value_column).to_numpy().astype(float)
 
 
-def load_corpus(root: Path) -> list[LabelledFile]:
-    """Every labelled file of the corpus, windows turned into row indices."""
+def load_corpus(root: Path, only: Iterable[str] | None = None) -> list[LabelledFile]:
+    """Every labelled file of the corpus (or those named in `only`), windows turned into row indices."""
     labels: dict[str, list[list[str]]] = json.loads((root / "labels" / "combined_windows.json").read_text())
     files = []
-    for name in sorted(labels):
+    for name in sorted(labels) if only is None else sorted(only):
         ts, values = _read(root / "data" / name, "value")
         windows = []
         for start, end in labels[name]:
