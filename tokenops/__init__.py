@@ -12,6 +12,7 @@ The SDK in three calls::
 
 from typing import TypeVar
 
+from tokenops.route.cascade import acascade, cascade
 from tokenops.sdk.runtime import Runtime, configure
 from tokenops.sdk.task import Task, outcome, task
 
@@ -26,4 +27,4 @@ def instrument(client: C, *, provider: str | None = None, runtime: Runtime | Non
     return _instrument(client, provider=provider, runtime=runtime)
 
 
-__all__ = ["Runtime", "Task", "configure", "instrument", "outcome", "task"]
+__all__ = ["Runtime", "Task", "acascade", "cascade", "configure", "instrument", "outcome", "task"]

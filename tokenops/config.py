@@ -23,6 +23,7 @@ from tokenops.gateway.streaming import AbortPolicy
 from tokenops.gateway.upstream import DEFAULT_UPSTREAMS, Upstream
 from tokenops.guard.policies import GuardBackend, Policies
 from tokenops.pricing.overrides import PriceOverride
+from tokenops.route.rules import RouteSettings
 
 DEFAULT_CONFIG = Path("tokenops.toml")
 
@@ -126,6 +127,8 @@ class Settings(BaseSettings):
     """Where guard counters live (in-process or Redis shared by replicas), fail-open/closed, alert webhook."""
     cache: CacheSettings = Field(default_factory=CacheSettings)
     """The exact response cache."""
+    route: RouteSettings = Field(default_factory=RouteSettings)
+    """Model routing at the gateway (rules, learned router) and named SDK cascades."""
 
     @classmethod
     def settings_customise_sources(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tokenops.cli import budgets, demo, events, export, imports, keys, price, reconcile, report, serve, users
+from tokenops.cli import budgets, demo, evals, events, export, imports, keys, price, reconcile, report, serve, users
 
 app = typer.Typer(
     name="tokenops",
@@ -24,6 +24,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(budgets.app, name="budgets")
 app.add_typer(export.app, name="export")
 app.add_typer(users.app, name="users")
+app.add_typer(evals.app, name="eval")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from tokenops.gateway.spend import TaskSpend
 from tokenops.gateway.upstream import Upstream, select
 from tokenops.guard import Admission, Guard, InProcessCounters
 from tokenops.meter import Meter
+from tokenops.route import Router
 from tokenops.store.writer import LedgerWriter
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,12 @@ class Gateway:
         writer: LedgerWriter,
         guard: Guard,
         cache: ExactCache | None = None,
+        router: Router | None = None,
     ) -> None:
         self.settings = settings
         self.guard = guard
         self.cache = cache
+        self.router = router
         self.upstreams: tuple[Upstream, ...] = tuple(settings.upstreams)
         self.keys = keys
         self.meter = meter

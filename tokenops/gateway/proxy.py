@@ -38,6 +38,7 @@ from tokenops.gateway.wire import RequestInfo, ResponseInfo, StreamParser, max_o
 from tokenops.guard import Admission, CallFacts, Refusal
 from tokenops.guard.rules import check_model
 from tokenops.meter import CallRecord
+from tokenops.route.gateway import route_call
 
 if TYPE_CHECKING:
     from tokenops.gateway.app import Gateway
@@ -112,6 +113,7 @@ class ProxyEndpoint:
             call = await self._admit(scope, receive)
             if await self._from_cache(call, send):
                 return
+            route_call(self.gateway.router, self.gateway.upstreams, call, scope)  # docs/routing.md
             call = await self._guard(call)
         except GatewayError as exc:
             await exc.response(self.flavour, exc.headers)(scope, receive, send)

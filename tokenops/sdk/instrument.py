@@ -21,6 +21,7 @@ import orjson
 from tokenops.events import Attribution
 from tokenops.gateway import anthropic as anthropic_wire
 from tokenops.gateway import openai as openai_wire
+from tokenops.gateway.attribution import parse_tags
 from tokenops.gateway.errors import NO_RETRY, error_body
 from tokenops.gateway.estimate import estimate
 from tokenops.gateway.upstream import Flavour
@@ -55,6 +56,8 @@ class _Call:
     admission: Admission | None = None
     refusal: Refusal | None = None
     requested_model: str | None = None
+    tags: dict[str, str] | None = None
+    """Tags the call itself carries (`x-tokenops-tags`, e.g. a cascade's), merged over the task's."""
 
 
 def _operation(path: str) -> str | None:
@@ -78,9 +81,13 @@ class _Meter:
             return request, None
         state = current_task.get()
         iteration = state.next_iteration() if state else None
+        own_tags = parse_tags(request.headers.get("x-tokenops-tags"))
         if state is not None and iteration is not None:
             for name, value in state.headers(iteration).items():
                 request.headers[name] = value
+            if own_tags:  # a call's own tags (a cascade step's) join the task's instead of being replaced
+                merged = {**state.tags, **own_tags}
+                request.headers["x-tokenops-tags"] = ",".join(f"{k}={v}" for k, v in merged.items())
         try:
             data = orjson.loads(request.content)
         except orjson.JSONDecodeError:
@@ -100,6 +107,8 @@ class _Meter:
             datetime.now(UTC),
             time.perf_counter(),
             runtime,
+            requested_model=request.headers.get("x-tokenops-model-requested"),
+            tags=own_tags or None,
         )
         decision = runtime.guard.admit(
             CallFacts(
@@ -224,7 +233,7 @@ class _Meter:
             task_run_id=state.task_run_id if state else None,
             iteration=call.iteration,
             customer=state.customer if state else None,
-            tags=dict(state.tags) if state else {},
+            tags={**(state.tags if state else {}), **(call.tags or {})},
         )
 
     def whole(self, call: _Call, status: int, body: bytes) -> None:

@@ -20,6 +20,7 @@ from tokenops.guard.policy_store import FilePolicyStore, PolicyStore, PolicyStor
 from tokenops.guard.restore import restore_quotas
 from tokenops.meter import Meter
 from tokenops.pricing import Pricer
+from tokenops.route import Router
 from tokenops.store import Ledger, open_ledger
 from tokenops.store.writer import LedgerWriter
 from tokenops.web import admin, api, api_anomalies, api_kpis, api_planning, api_yield, ingest, otlp, outcomes
@@ -79,6 +80,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
         writer=writer,
         guard=guard,
         cache=open_cache(settings.cache),
+        router=Router.open(settings.route, settings.data_dir),
     )
 
     @asynccontextmanager

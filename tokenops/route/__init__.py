@@ -1,0 +1,59 @@
+"""Routing: which model serves a call (rules, a learned router) and cascades that escalate on failure.
+
+Owns the `[route]` settings, the rules and learned router the gateway asks before its guardrails
+(`route.gateway.route_call`), the SDK's `cascade`, training the learned router (`fit`,
+`train_from_ledger`) and `tokenops eval routing` (`route.evaluate`). It does not own the
+guardrails (which still judge a routed call) nor the response cache.
+"""
+
+from tokenops.route.cascade import (
+    Attempt,
+    CascadeResult,
+    Check,
+    Verdict,
+    acascade,
+    cascade,
+    json_schema,
+    min_logprob,
+    response_text,
+    verifier,
+)
+from tokenops.route.learned import LearnedRouter, TrainConfig, fit, fit_texts
+from tokenops.route.router import Router, request_of
+from tokenops.route.rules import (
+    ROUTE_REASON,
+    CascadeSpec,
+    LearnedRoute,
+    RouteDecision,
+    RouteRequest,
+    RouteRule,
+    RouteSettings,
+)
+from tokenops.route.training import train_from_ledger
+
+__all__ = [
+    "ROUTE_REASON",
+    "Attempt",
+    "CascadeResult",
+    "CascadeSpec",
+    "Check",
+    "LearnedRoute",
+    "LearnedRouter",
+    "RouteDecision",
+    "RouteRequest",
+    "RouteRule",
+    "RouteSettings",
+    "Router",
+    "TrainConfig",
+    "Verdict",
+    "acascade",
+    "cascade",
+    "fit",
+    "fit_texts",
+    "json_schema",
+    "min_logprob",
+    "request_of",
+    "response_text",
+    "train_from_ledger",
+    "verifier",
+]
