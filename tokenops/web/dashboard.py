@@ -12,10 +12,32 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tokenops.web import api_budgets, page_budgets, page_coming, page_overview, page_runs, page_workflows, signin
+from tokenops.web import (
+    api_budgets,
+    page_budgets,
+    page_coming,
+    page_maturity,
+    page_overview,
+    page_planning,
+    page_questions,
+    page_runs,
+    page_workflows,
+    page_yield,
+    signin,
+)
 from tokenops.web.frame import page
 
-_PAGES = (page_overview, page_workflows, page_runs, page_budgets, page_coming)
+_PAGES = (
+    page_overview,
+    page_questions,
+    page_workflows,
+    page_runs,
+    page_yield,
+    page_budgets,
+    page_planning,
+    page_maturity,
+    page_coming,
+)
 
 
 def dashboard_routes() -> list[BaseRoute]:

@@ -33,50 +33,8 @@ class Coming:
     """The analytics it waits for."""
 
 
-COMING: tuple[Coming, ...] = (
-    Coming(
-        "questions",
-        "/questions",
-        "The five questions",
-        (
-            "Which workflows consume the most tokens",
-            "Which models drive spend",
-            "Which agents retry or loop too often",
-            "Which teams and products create the most cost",
-            "Which workflows produce enough value to justify their cost",
-        ),
-        "tokenops.analytics.kpis and unit_economics (/api/kpis)",
-    ),
-    Coming(
-        "yield",
-        "/yield",
-        "Yield",
-        (
-            "Total AI spend by team, and AI usage by person",
-            "Task duration before and after AI adoption",
-            "Hours saved per person per month",
-            "The yield ratio, with its confidence interval shown",
-        ),
-        "tokenops.analytics.yield_ and adoption (/api/yield)",
-    ),
-    Coming(
-        "recommendations",
-        "/recommendations",
-        "Recommendations and what-if",
-        (
-            "Savings opportunities ranked by size, each with its evidence",
-            "A what-if form: change a model, a cache rate or a loop cap and see the saving",
-        ),
-        "tokenops.analytics.recommend and whatif (/api/recommendations, /api/whatif)",
-    ),
-    Coming(
-        "maturity",
-        "/maturity",
-        "Maturity",
-        ("The organisation's current rung", "What is missing to reach the next one"),
-        "tokenops.analytics.maturity (/api/maturity)",
-    ),
-)
+COMING: tuple[Coming, ...] = ()
+"""Every page of the navigation is built; a new page announced before its analytics lands goes here."""
 
 
 def _endpoint(entry: Coming) -> Callable[[Request], Response]:
