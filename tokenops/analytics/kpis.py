@@ -30,6 +30,7 @@ from typing import Literal, get_args
 
 import pyarrow as pa
 
+from tokenops.analytics.run_totals import run_split, split_runs, usable
 from tokenops.analytics.spend import GRAINS, Filters
 from tokenops.events import TokenUsage
 from tokenops.pricing import Priced, Pricer
@@ -75,7 +76,10 @@ def _names(dimensions: Sequence[str], grain: str | None) -> list[str]:
 
 
 def _by(n: int) -> str:
-    return f"GROUP BY {', '.join(str(i + 1) for i in range(n))}" if n else ""
+    """GROUP BY the first n columns, returned in their order: rows tied on cost then sort alike on every backend."""
+    columns = ", ".join(str(i + 1) for i in range(n))
+    order = ", ".join(f"{i + 1} NULLS FIRST" for i in range(n))
+    return f"GROUP BY {columns} ORDER BY {order}" if n else ""
 
 
 def escalation_pairs(ledger: Ledger, filters: Filters) -> list[tuple[str, str]]:
@@ -155,6 +159,57 @@ def _runs_sql(dimensions: Sequence[str], grain: str | None, where: str, escalate
         LEFT JOIN (SELECT task_run_id FROM task_runs WHERE status = 'completed') t ON t.task_run_id = r.task_run_id
         {_by(len(outer))}
     """
+
+
+def _totals_sql(dimensions: Sequence[str], grain: str | None, whole: str) -> str:
+    """`_runs_sql`'s columns (escalation aside) from the runs' stored totals, one row per whole run."""
+    keys = [f"{d if d != 'user' else 'user_id'} AS {d}" for d in dimensions]
+    if grain is not None:
+        keys.insert(0, f"date_trunc('{grain}', first_ts) AS period")
+    done = "status = 'completed'"
+    return f"""
+        SELECT {"".join(k + ", " for k in keys)}
+            count(*) AS task_runs,
+            sum(calls) AS run_calls,
+            sum(tokens) AS run_tokens,
+            sum(errors - CASE WHEN last_error_ts = last_ts THEN 1 ELSE 0 END) AS retries,
+            coalesce(sum(max_iteration), 0) AS iteration_sum,
+            count(max_iteration) AS iteration_runs,
+            count(*) FILTER (WHERE {done}) AS completed_runs,
+            count(*) FILTER (WHERE {done} AND unpriced_calls > 0) AS completed_runs_unpriced,
+            coalesce(sum(cost) FILTER (WHERE {done} AND unpriced_calls = 0), 0)::DECIMAL(38,12) AS completed_cost
+        FROM task_run_totals WHERE {whole} {_by(len(keys))}
+    """
+
+
+def _runs(
+    ledger: Ledger, dimensions: Sequence[str], grain: str | None, filters: Filters, pairs: list[tuple[str, str]]
+) -> list[dict[str, object]]:
+    """Per-run KPIs per group: whole runs from their stored totals, the others (and escalation) from calls."""
+    where, params = filters.where()
+    escalated = " OR ".join(["(model_requested = ? AND model = ?)"] * len(pairs)) or "FALSE"
+    pair_params: list[object] = list(sum(pairs, ()))
+    if not usable(ledger, dimensions, filters):
+        return ledger.query_rows(_runs_sql(dimensions, grain, where, escalated), [*pair_params, *params])
+    split = run_split(dimensions, grain, filters)
+    parts = [ledger.query_rows(_totals_sql(dimensions, grain, split.whole), split.whole_params)]
+    if split_runs(ledger, split):
+        only = f"{where} AND task_run_id IN (SELECT task_run_id FROM task_run_totals WHERE {split.split})"
+        parts.append(ledger.query_rows(_runs_sql(dimensions, grain, only, "FALSE"), [*params, *split.split_params]))
+    if pairs:  # the runs with an escalated call, each counted once per group it has calls in
+        keys = group_keys(dimensions, grain)
+        sql = f"""SELECT {"".join(k + ", " for k in keys)} count(DISTINCT task_run_id) AS escalated_runs
+            FROM usage_events WHERE {where} AND task_run_id IS NOT NULL AND ({escalated}) {_by(len(keys))}"""
+        parts.append(ledger.query_rows(sql, [*params, *pair_params]))
+    names = _names(dimensions, grain)
+    merged: dict[Key, dict[str, object]] = {}
+    for part in parts:
+        for row in part:
+            into = merged.setdefault(tuple(row[n] for n in names), {n: row[n] for n in names})
+            for column, value in row.items():
+                if column not in names and value is not None:
+                    into[column] = into.get(column, 0) + value  # type: ignore[operator]
+    return list(merged.values())
 
 
 def _credit(d: str, own_only: bool) -> str:
@@ -247,9 +302,7 @@ def kpis(
     where, params = filters.where()
     names = _names(dimensions, grain)
     calls = ledger.query_rows(_calls_sql(dimensions, grain, where, anomalous_hours is not None), params)
-    pairs = escalation_pairs(ledger, filters)
-    escalated = " OR ".join(["(model_requested = ? AND model = ?)"] * len(pairs)) or "FALSE"
-    runs = ledger.query_rows(_runs_sql(dimensions, grain, where, escalated), [*sum(pairs, ()), *params])
+    runs = _runs(ledger, dimensions, grain, filters, escalation_pairs(ledger, filters))
     value_dims = not {"model", "feature"} & set(dimensions) and filters.model is None
     values: list[dict[str, object]] = []
     if value_dims:
@@ -261,6 +314,8 @@ def kpis(
             by_key.setdefault(tuple(row[n] for n in names), {}).update(row)
     flagged = anomalous_hours(ledger, dimensions, grain, filters) if anomalous_hours else None
     rows = [_kpi_row(row, names, value_dims, flagged, key) for key, row in by_key.items()]
+    # ties (groups with the same cost) in a fixed order, not the order the queries happened to return
+    rows.sort(key=lambda r: [(v is not None, str(v)) for v in (r[n] for n in dimensions)])
     rows.sort(key=lambda r: (r["period"] if grain else 0, -(r["cost"] or 0)))  # type: ignore[operator]
     return pa.Table.from_pylist(rows, schema=_schema(dimensions, grain, value_dims, flagged is not None))
 

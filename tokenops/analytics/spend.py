@@ -85,7 +85,8 @@ def spend_by(
     where, params = filters.where()
     select_keys = ", ".join(keys) + ", " if keys else ""
     group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
-    order = "period, cost DESC" if grain is not None else "cost DESC"
+    # the dimensions break ties between equal costs, so every backend returns the same order
+    order = ("period, cost DESC" if grain is not None else "cost DESC") + "".join(f", {d}" for d in dimensions)
     sql = f"""
         SELECT {select_keys}
             coalesce(sum(cost_total), 0)::DECIMAL(38,12) AS cost,
@@ -163,6 +164,6 @@ def tokens_per_task(ledger: Ledger, *, quantile: float = 0.95, filters: Filters 
                quantile_cont(tokens, 0.5) AS median_tokens,
                quantile_cont(tokens, {float(quantile)}) AS p_tokens,
                avg(cost)::DECIMAL(38,12) AS mean_cost
-        FROM per_task GROUP BY workflow ORDER BY p_tokens DESC
+        FROM per_task GROUP BY workflow ORDER BY p_tokens DESC, workflow
     """
     return ledger.query(sql, params)

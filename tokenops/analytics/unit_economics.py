@@ -119,7 +119,7 @@ def levers(ledger: Ledger, by: str = "workflow", filters: Filters = EVERYTHING) 
             count(DISTINCT task_run_id) AS task_runs,
             count(*) FILTER (WHERE unpriced) AS unpriced_events,
             coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0) AS unpriced_tokens
-        FROM usage_events WHERE {where} GROUP BY {column}
+        FROM usage_events WHERE {where} GROUP BY {column} ORDER BY {column}
         """,
         params,
     )

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from tokenops.cli import budgets, demo, evals, events, export, imports, keys, price, reconcile, report, serve, users
+from tokenops.cli import (
+    budgets,
+    demo,
+    evals,
+    events,
+    export,
+    imports,
+    keys,
+    migrate,
+    price,
+    reconcile,
+    report,
+    serve,
+    users,
+)
 
 app = typer.Typer(
     name="tokenops",
@@ -17,6 +31,7 @@ app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("price")(price.price)
 app.command("import")(imports.import_)
+app.command("migrate")(migrate.migrate)
 app.command("reconcile")(reconcile.reconcile)
 app.add_typer(events.app, name="events")
 app.add_typer(report.app, name="report")

@@ -13,12 +13,16 @@ from tokenops.store.ledger import Ledger
 
 
 def open_ledger(url: str | Path) -> Ledger:
-    """Open a ledger from a path or URL (`duckdb:path`, `path.duckdb`, `:memory:`)."""
+    """Open a ledger from a path or URL (`duckdb:path`, `path.duckdb`, `:memory:`, `postgresql://...`)."""
     text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        from tokenops.store.postgres import PostgresLedger  # imported on use: psycopg and SQLGlot load slowly
+
+        return PostgresLedger(text)
     if text.startswith("duckdb:"):
         text = text.removeprefix("duckdb:").removeprefix("//")
     if "://" in text:
-        raise ValueError(f"Unsupported ledger URL {text!r}; this build supports DuckDB files")
+        raise ValueError(f"Unsupported ledger URL {text!r}; use a DuckDB file or a postgresql:// URL")
     return DuckDBLedger(text)
 
 

@@ -33,7 +33,14 @@ def m002_provider_reports(db: Executor) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_ledger, m002_provider_reports)
+def m003_task_run_totals(db: Executor) -> None:
+    """Per-run totals of the calls (`schema.TASK_RUN_TOTALS`), filled from the calls already stored."""
+    for statement in _M003.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_ledger, m002_provider_reports, m003_task_run_totals)
 
 
 _M001 = """
@@ -178,4 +185,49 @@ CREATE TABLE billed_costs (
   unit VARCHAR,
   tags VARCHAR
 );
+"""
+
+# a run's calls, summed; a dimension is kept when every call agrees on it (NULL included)
+RUN_PARTIALS = """
+SELECT task_run_id, min(ts) AS first_ts, max(ts) AS last_ts,
+       max(ts) FILTER (WHERE status = 'error') AS last_error_ts,
+       count(*) AS calls, count(*) FILTER (WHERE unpriced) AS unpriced_calls,
+       count(*) FILTER (WHERE status = 'error') AS errors,
+       CAST(sum(input_tokens + output_tokens) AS BIGINT) AS tokens,
+       CAST(sum(cost_total) AS DECIMAL(38,12)) AS cost, max(iteration) AS max_iteration,
+       min(workflow) AS workflow, min(team) AS team, min(user_id) AS user_id, min(customer) AS customer,
+       min(feature) AS feature,
+       NOT ({uniform}) AS mixed
+FROM {source} WHERE task_run_id IS NOT NULL GROUP BY task_run_id
+"""
+UNIFORM = " AND ".join(
+    f"(count({c}) = 0 OR (count({c}) = count(*) AND min({c}) = max({c})))"
+    for c in ("workflow", "team", "user_id", "customer", "feature")
+)
+
+_M003 = f"""
+CREATE TABLE task_run_totals (
+  task_run_id VARCHAR NOT NULL,
+  first_ts TIMESTAMP NOT NULL,
+  last_ts TIMESTAMP NOT NULL,
+  last_error_ts TIMESTAMP,
+  calls BIGINT NOT NULL,
+  unpriced_calls BIGINT NOT NULL,
+  errors BIGINT NOT NULL,
+  tokens BIGINT NOT NULL,
+  cost DECIMAL(38,12),
+  max_iteration INTEGER,
+  workflow VARCHAR,
+  team VARCHAR,
+  user_id VARCHAR,
+  customer VARCHAR,
+  feature VARCHAR,
+  mixed BOOLEAN NOT NULL,
+  status VARCHAR
+);
+
+INSERT INTO task_run_totals
+SELECT p.*, t.status
+FROM ({RUN_PARTIALS.format(uniform=UNIFORM, source="usage_events")}) AS p
+LEFT JOIN task_runs AS t ON t.task_run_id = p.task_run_id
 """

@@ -215,3 +215,33 @@ TABLES: dict[str, Table] = {
         Table("billed_costs", BILLED_COSTS, ("cost_id",)),
     )
 }
+
+
+TASK_RUN_TOTALS: tuple[Column, ...] = (
+    _c("task_run_id", "VARCHAR", pa.string(), False),
+    _c("first_ts", "TIMESTAMP", TS, False),
+    _c("last_ts", "TIMESTAMP", TS, False),
+    _c("last_error_ts", "TIMESTAMP", TS),
+    _c("calls", "BIGINT", pa.int64(), False),
+    _c("unpriced_calls", "BIGINT", pa.int64(), False),
+    _c("errors", "BIGINT", pa.int64(), False),
+    _c("tokens", "BIGINT", pa.int64(), False),
+    _c("cost", "DECIMAL(38,12)", pa.decimal128(38, 12)),
+    _c("max_iteration", "INTEGER", pa.int32()),
+    _c("workflow", "VARCHAR", pa.string()),
+    _c("team", "VARCHAR", pa.string()),
+    _c("user_id", "VARCHAR", pa.string()),
+    _c("customer", "VARCHAR", pa.string()),
+    _c("feature", "VARCHAR", pa.string()),
+    _c("mixed", "BOOLEAN", pa.bool_(), False),
+    _c("status", "VARCHAR", pa.string()),
+)
+"""One row per task run: the totals of its calls, kept by the ledger as calls arrive (issue 7).
+
+Derived data, not ledger input (so not in `TABLES`): reports read 4M runs instead of grouping
+10M calls by `task_run_id`. `workflow` ... `feature` are the run's value when every call agrees
+(NULL included), else `mixed` is true and reports take that run from its calls. `status` is the
+run's `task_runs.status` (NULL while the run is not recorded)."""
+
+RUN_DIMENSIONS: tuple[str, ...] = ("workflow", "team", "user_id", "customer", "feature")
+"""Call columns a `task_run_totals` row carries when they are uniform across the run."""

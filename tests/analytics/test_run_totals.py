@@ -1,0 +1,79 @@
+"""The per-run totals the ledger keeps give the same KPIs as grouping every call (issue 7)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from tokenops.analytics import kpis as kpis_module
+from tokenops.analytics.kpis import kpis
+from tokenops.analytics.spend import Filters
+from tokenops.demo import generate_org
+from tokenops.store import DuckDBLedger
+from tokenops.store.migrations import RUN_PARTIALS, UNIFORM
+
+_COLUMNS = "task_run_id, first_ts, last_ts, last_error_ts, calls, unpriced_calls, errors, tokens, cost, max_iteration"
+
+
+def _ledger_in_pieces() -> DuckDBLedger:
+    """Calls appended in slices that cut runs apart, half the task runs before and half after."""
+    org = generate_org(7, days=30, baseline_days=7, scale=0.1)
+    ledger = DuckDBLedger()
+    events = org.usage_events.sort_by("ts")
+    runs = org.task_runs
+    ledger.append("task_runs", runs.slice(0, runs.num_rows // 2))
+    step = events.num_rows // 7 + 1
+    for start in range(0, events.num_rows, step):
+        ledger.append("usage_events", events.slice(start, step))
+    ledger.append("usage_events", events.slice(0, step))  # a re-import changes nothing
+    ledger.append("task_runs", runs)
+    for name in ("outcomes", "outcome_task_runs"):
+        ledger.append(name, getattr(org, name))
+    return ledger
+
+
+@pytest.fixture(scope="module")
+def ledger() -> DuckDBLedger:
+    return _ledger_in_pieces()
+
+
+def test_run_totals_match_a_recount_from_the_calls(ledger: DuckDBLedger) -> None:
+    kept = ledger.query(f"SELECT {_COLUMNS}, mixed, status FROM task_run_totals ORDER BY task_run_id")
+    recount = ledger.query(
+        f"SELECT p.{_COLUMNS.replace(', ', ', p.')}, p.mixed, t.status "
+        f"FROM ({RUN_PARTIALS.format(uniform=UNIFORM, source='usage_events')}) p "
+        "LEFT JOIN task_runs t USING (task_run_id) ORDER BY task_run_id"
+    )
+    assert kept.num_rows > 100
+    assert kept.to_pylist() == recount.to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "grain", "filters"),
+    [
+        (["workflow"], None, Filters()),
+        (["team"], "month", Filters()),
+        (["user"], "hour", Filters()),
+        (["customer", "feature"], "day", Filters()),
+        (
+            ["workflow"],
+            "week",
+            Filters(start=datetime(2026, 10, 3, 12, tzinfo=UTC), end=datetime(2026, 10, 20, tzinfo=UTC)),
+        ),
+        (["team"], None, Filters(workflow="support_qa", start=datetime(2026, 10, 10, 9, 30, tzinfo=UTC))),
+    ],
+)
+def test_kpis_from_run_totals_equal_kpis_from_calls(
+    ledger: DuckDBLedger,
+    monkeypatch: pytest.MonkeyPatch,
+    dimensions: list[str],
+    grain: str | None,
+    filters: Filters,
+) -> None:
+    fast = kpis(ledger, dimensions, grain=grain, filters=filters)
+    monkeypatch.setattr(kpis_module, "usable", lambda *_: False)
+    slow = kpis(ledger, dimensions, grain=grain, filters=filters)
+    assert fast.num_rows > 0
+    assert fast.equals(slow), pa.Table.to_pylist(fast)[:2]

@@ -1,0 +1,218 @@
+"""The shared store: one PostgreSQL database that several gateway replicas write to at once.
+
+Every append is one transaction, and nothing is ever written row by row. Each table's key has
+a UNIQUE index, so the database itself decides which keys are new and concurrent writers of
+overlapping batches neither duplicate nor lose rows:
+
+- Fast path (append-only tables): the Arrow batch, sorted by key, is streamed with `COPY` (CSV
+  written by Arrow in C) straight into the table inside a savepoint. Fresh gateway events, the
+  common case, cost one COPY.
+- When a key already exists (a replay, a re-import, another writer's copy of the same rows), the
+  COPY fails as a whole and the savepoint is rolled back; the batch is then copied into a
+  temporary table and moved with one `INSERT ... SELECT ... ORDER BY key ON CONFLICT DO NOTHING`
+  (`DO UPDATE` for the replace tables, which always take this path).
+
+Rows go in key order on both paths, so two writers take their key locks in the same order and
+do not deadlock each other; a deadlock or serialisation failure is retried anyway.
+
+Queries are DuckDB-dialect SQL translated by SQLGlot, and come back with DuckDB's Arrow types
+(`tokenops.store._sql`), so analytics run unchanged on either backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import duckdb
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import errors as pgerrors
+
+from tokenops.store._sql import ddl_to_postgres, to_arrow, to_postgres
+from tokenops.store.duckdb import DuckDBLedger
+from tokenops.store.ledger import Ledger
+from tokenops.store.migrations import MIGRATIONS
+from tokenops.store.schema import TABLES, Table
+
+_MIGRATION_LOCK = 0x70_6B_6F_70_73  # pg_advisory_xact_lock key: one migrator at a time
+_COPY_ROWS = 65_536
+"""Rows turned into CSV at a time while streaming a batch."""
+_RETRIES = 5
+_IDLE_CONNECTIONS = 4
+_CACHE = 1_024
+"""Translated queries (and their result schemas) kept per ledger."""
+
+
+class _Translating:
+    """Runs migrations written for DuckDB on PostgreSQL, statement by statement."""
+
+    def __init__(self, cur: psycopg.Cursor[tuple[object, ...]]) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, /) -> object:
+        return self._cur.execute(ddl_to_postgres(sql))
+
+
+class PostgresLedger(Ledger):
+    """Ledger in a PostgreSQL database, e.g. `PostgresLedger("postgresql://user@host/tokenops")`."""
+
+    def __init__(self, dsn: str, *, migrate: bool = True) -> None:
+        self.dsn = dsn
+        self._lock = threading.Lock()
+        self._idle: list[psycopg.Connection[tuple[object, ...]]] = []
+        self._sql: dict[str, str] = {}
+        self._schemas: dict[tuple[object, ...], pa.Schema | None] = {}
+        self._oracle: DuckDBLedger | None = None
+        if migrate:
+            self.migrate()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = psycopg.connect(self.dsn, autocommit=True)
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.close()
+                elif len(self._idle) < _IDLE_CONNECTIONS:
+                    self._idle.append(conn)
+                else:
+                    conn.close()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations (one process at a time) and the key indexes; returns those applied."""
+        applied: list[str] = []
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+            cur.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+            done = {str(r[0]) for r in cur.execute("SELECT name FROM _migrations").fetchall()}
+            for migration in MIGRATIONS:
+                if migration.__name__ in done:
+                    continue
+                migration(_Translating(cur))
+                cur.execute(
+                    "INSERT INTO _migrations VALUES (%s, now() AT TIME ZONE 'UTC')",
+                    [migration.__name__],
+                )
+                applied.append(migration.__name__)
+            for spec in TABLES.values():
+                # the idempotency key: ON CONFLICT needs a unique index to arbitrate on
+                cur.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {spec.name}_key ON {spec.name} ({', '.join(spec.key)})")
+        return applied
+
+    def append(self, table: str, data: pa.Table) -> int:
+        spec = TABLES[table]
+        data = data.select([c.name for c in spec.columns]).cast(spec.arrow_schema)
+        if data.num_rows == 0:
+            return 0
+        for attempt in range(_RETRIES):
+            try:
+                with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+                    if not spec.replace:
+                        try:
+                            with conn.transaction():  # a savepoint: a failed COPY leaves nothing behind
+                                self._copy(cur, spec, data.sort_by([(k, "ascending") for k in spec.key]), spec.name)
+                            return int(data.num_rows)  # no key existed, none repeated: every row is new
+                        except pgerrors.UniqueViolation:
+                            pass  # some keys exist: merge below
+                    self._copy_to_temp(cur, spec, data)
+                    return self._upsert(cur, spec) if spec.replace else self._insert_new(cur, spec)
+            except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure):
+                if attempt == _RETRIES - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _copy_to_temp(self, cur: psycopg.Cursor[tuple[object, ...]], spec: Table, data: pa.Table) -> None:
+        """Stream the batch into `_batch`, a temporary copy of the table dropped at commit."""
+        order = ", _i bigint GENERATED ALWAYS AS IDENTITY" if spec.replace else ""
+        cur.execute(f"CREATE TEMP TABLE _batch (LIKE {spec.name}{order}) ON COMMIT DROP")
+        self._copy(cur, spec, data, "_batch")
+
+    def _copy(self, cur: psycopg.Cursor[tuple[object, ...]], spec: Table, data: pa.Table, into: str) -> None:
+        """Stream the batch into a table with COPY."""
+        cols = ", ".join(c.name for c in spec.columns)
+        options = pacsv.WriteOptions(include_header=False)
+        with cur.copy(f"COPY {into} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+            for batch in data.to_batches(max_chunksize=_COPY_ROWS):
+                buffer = io.BytesIO()
+                # CSV from Arrow's C writer: NULL is an empty field, an empty string is ""
+                pacsv.write_csv(batch, buffer, options)
+                copy.write(buffer.getbuffer())
+
+    def _insert_new(self, cur: psycopg.Cursor[tuple[object, ...]], spec: Table) -> int:
+        """Insert rows whose key is new; a key repeated within the batch counts once."""
+        key, cols = ", ".join(spec.key), ", ".join(c.name for c in spec.columns)
+        cur.execute(
+            f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _batch ORDER BY {key} ON CONFLICT ({key}) DO NOTHING"
+        )
+        return max(cur.rowcount, 0)
+
+    def _upsert(self, cur: psycopg.Cursor[tuple[object, ...]], spec: Table) -> int:
+        """Last row for a key wins; counts rows with a new key (replaced rows are not new)."""
+        key, cols = ", ".join(spec.key), ", ".join(c.name for c in spec.columns)
+        updates = ", ".join(f"{c.name} = EXCLUDED.{c.name}" for c in spec.columns if c.name not in spec.key)
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        # xmax is 0 on a freshly inserted row version and set on one written by the UPDATE branch
+        row = cur.execute(
+            f"WITH written AS (INSERT INTO {spec.name} ({cols}) "
+            f"SELECT DISTINCT ON ({key}) {cols} FROM _batch ORDER BY {key}, _i DESC "
+            f"ON CONFLICT ({key}) {action} RETURNING xmax = 0 AS new) "
+            "SELECT count(*) FILTER (WHERE new) FROM written"
+        ).fetchone()
+        return int(str(row[0])) if row else 0
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
+        text = self._translate(sql)
+        schema = self._result_schema(sql, params)
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute(text, list(params) or None)
+            if cur.description is None:
+                raise ValueError(f"query returned no result set: {sql[:80]!r}")
+            names = [d.name for d in cur.description]
+            return to_arrow(names, cur.fetchall(), schema)
+
+    def _translate(self, sql: str) -> str:
+        text = self._sql.get(sql)
+        if text is None:
+            text = to_postgres(sql)
+            if len(self._sql) >= _CACHE:
+                self._sql.clear()
+            self._sql[sql] = text
+        return text
+
+    def _result_schema(self, sql: str, params: Sequence[object]) -> pa.Schema | None:
+        """DuckDB's result schema for the query, bound on an empty ledger; None if DuckDB cannot bind it."""
+        cache_key = (sql, *(type(p) for p in params))
+        if cache_key in self._schemas:
+            return self._schemas[cache_key]
+        with self._lock:
+            if self._oracle is None:
+                self._oracle = DuckDBLedger(":memory:")
+            oracle = self._oracle
+        try:
+            schema: pa.Schema | None = oracle.query(sql, params).schema
+        except duckdb.Error:
+            schema = None  # PostgreSQL-only SQL (catalog queries): types as PostgreSQL returns them
+        if len(self._schemas) >= _CACHE:
+            self._schemas.clear()
+        self._schemas[cache_key] = schema
+        return schema
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+            oracle, self._oracle = self._oracle, None
+        for conn in idle:
+            conn.close()
+        if oracle is not None:
+            oracle.close()
