@@ -33,8 +33,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium: ## Install Debian's Chromium for the browser tests, only if missing (Playwright never downloads one)
 	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 
+CLICKHOUSE := /usr/sbin/clickhouse-server
+
+.PHONY: clickhouse
+clickhouse: ## Install Debian's ClickHouse server (18.16) for the HTTP transport test, only if missing
+	@[ -x $(CLICKHOUSE) ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends clickhouse-server; }
+
 .PHONY: test
-test: $(SYNCED) chromium ## Run the whole test suite
+test: $(SYNCED) chromium clickhouse ## Run the whole test suite
 	$(VENV)/bin/pytest
 
 .PHONY: lint

@@ -13,12 +13,19 @@ from tokenops.store.ledger import Ledger
 
 
 def open_ledger(url: str | Path) -> Ledger:
-    """Open a ledger from a path or URL (`duckdb:path`, `path.duckdb`, `:memory:`, `postgresql://...`)."""
+    """Open a ledger from a path or URL (`duckdb:path`, `path.duckdb`, `:memory:`, `postgresql://...`,
+    `clickhouse://host:8123/db`, `chdb:path`)."""
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
         from tokenops.store.postgres import PostgresLedger  # imported on use: psycopg and SQLGlot load slowly
 
         return PostgresLedger(text)
+    if text.startswith(("clickhouse://", "clickhouses://", "chdb:")):
+        from tokenops.store.clickhouse import ClickHouseLedger  # imported on use: chdb is a large library
+
+        if text.startswith("chdb:"):
+            return ClickHouseLedger.embedded(text.removeprefix("chdb:").removeprefix("//"))
+        return ClickHouseLedger.http(text)
     if text.startswith("duckdb:"):
         text = text.removeprefix("duckdb:").removeprefix("//")
     if "://" in text:

@@ -16,8 +16,8 @@ import duckdb
 import pyarrow as pa
 
 from tokenops.store.ledger import Ledger
-from tokenops.store.migrations import MIGRATIONS, RUN_PARTIALS, UNIFORM
-from tokenops.store.schema import RUN_DIMENSIONS, TABLES, TASK_RUN_TOTALS, Table
+from tokenops.store.migrations import MIGRATIONS
+from tokenops.store.schema import TABLES, Table
 
 
 class DuckDBLedger(Ledger):
@@ -61,12 +61,6 @@ class DuckDBLedger(Ledger):
                 cur.register("_batch", data)
                 cur.execute("BEGIN")
                 written = self._replace(cur, spec) if spec.replace else self._insert_new(cur, spec)
-                if spec.name == "task_runs":
-                    cur.execute(
-                        "UPDATE task_run_totals SET status = b.status FROM _batch_keys b "
-                        "WHERE task_run_totals.task_run_id = b.task_run_id"
-                    )
-                    cur.execute("DROP TABLE _batch_keys")
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -88,8 +82,6 @@ class DuckDBLedger(Ledger):
         res = new.fetchone()
         cur.execute(f"DELETE FROM {spec.name} WHERE ({key}) IN (SELECT ({key}) FROM _b)")
         cur.execute(f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _b")
-        if spec.name == "task_runs":
-            cur.execute("CREATE TEMP TABLE _batch_keys AS SELECT task_run_id, status FROM _b")
         cur.execute("DROP TABLE _b")
         return int(res[0]) if res else 0  # rows with a new key; replaced rows are not new
 
@@ -109,8 +101,6 @@ class DuckDBLedger(Ledger):
                 if not (seen and seen[0]):  # the common case: nothing to check, insert straight from Arrow
                     res = cur.execute(f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _batch").fetchone()
                     cur.execute(f"INSERT INTO {hashes} SELECT h FROM _h")
-                    if spec.name == "usage_events":
-                        _add_run_totals(cur, "_batch")
                     return int(res[0]) if res else 0
         finally:
             cur.execute("DROP TABLE _h")
@@ -123,8 +113,6 @@ class DuckDBLedger(Ledger):
         )
         res = cur.execute(f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _new").fetchone()
         cur.execute(f"INSERT INTO {hashes} SELECT hash({key}) FROM _new")
-        if spec.name == "usage_events":
-            _add_run_totals(cur, "_new")
         cur.execute("DROP TABLE _new")
         return int(res[0]) if res else 0
 
@@ -155,42 +143,6 @@ class DuckDBLedger(Ledger):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-_TOTALS = ", ".join(c.name for c in TASK_RUN_TOTALS if c.name != "status")
-# partial totals of the same run (stored + new calls) combined; uniform only if every part is
-_MERGE = f"""
-SELECT task_run_id, min(first_ts), max(last_ts), max(last_error_ts), sum(calls), sum(unpriced_calls),
-       sum(errors), sum(tokens), sum(cost), max(max_iteration), {", ".join(f"min({c})" for c in RUN_DIMENSIONS)},
-       bool_or(mixed) OR NOT ({UNIFORM})
-FROM _runs GROUP BY task_run_id
-"""
-
-
-def _add_run_totals(cur: duckdb.DuckDBPyConnection, source: str) -> None:
-    """Fold newly stored calls (`source`) into `task_run_totals`, in the same transaction."""
-    cur.execute(f"CREATE TEMP TABLE _runs AS {RUN_PARTIALS.format(uniform=UNIFORM, source=source)}")
-    try:
-        # joined this way round the batch's runs are hashed, not the stored ones
-        seen = cur.execute("SELECT count(*) FROM _runs JOIN task_run_totals t USING (task_run_id)").fetchone()
-        merged = "_runs"
-        if seen and seen[0]:  # runs that already have calls stored: combine and rewrite their rows
-            cur.execute(
-                f"INSERT INTO _runs SELECT {_TOTALS} FROM task_run_totals "
-                "WHERE task_run_id IN (SELECT task_run_id FROM _runs)"
-            )
-            cur.execute("DELETE FROM task_run_totals WHERE task_run_id IN (SELECT task_run_id FROM _runs)")
-            merged = f"({_MERGE})"
-        has_runs = cur.execute("SELECT EXISTS (SELECT 1 FROM task_runs)").fetchone()
-        if has_runs and has_runs[0]:
-            cur.execute(
-                f"INSERT INTO task_run_totals SELECT m.*, t.status FROM {merged} AS m "
-                "LEFT JOIN task_runs t ON t.task_run_id = m.task_run_id"
-            )
-        else:
-            cur.execute(f"INSERT INTO task_run_totals SELECT m.*, NULL FROM {merged} AS m")
-    finally:
-        cur.execute("DROP TABLE _runs")
 
 
 def _keys_table(spec: Table) -> str:

@@ -34,7 +34,10 @@ def m002_provider_reports(db: Executor) -> None:
 
 
 def m003_task_run_totals(db: Executor) -> None:
-    """Per-run totals of the calls (`schema.TASK_RUN_TOTALS`), filled from the calls already stored."""
+    """Per-run totals of the calls (`schema.TASK_RUN_TOTALS`), as a view: always current, costs nothing on append.
+
+    Keeping it as a table updated on every append doubled the 10M-event bulk load (27.5 s against 14.4 s).
+    """
     for statement in _M003.split(";"):
         if statement.strip():
             db.execute(statement)
@@ -206,27 +209,7 @@ UNIFORM = " AND ".join(
 )
 
 _M003 = f"""
-CREATE TABLE task_run_totals (
-  task_run_id VARCHAR NOT NULL,
-  first_ts TIMESTAMP NOT NULL,
-  last_ts TIMESTAMP NOT NULL,
-  last_error_ts TIMESTAMP,
-  calls BIGINT NOT NULL,
-  unpriced_calls BIGINT NOT NULL,
-  errors BIGINT NOT NULL,
-  tokens BIGINT NOT NULL,
-  cost DECIMAL(38,12),
-  max_iteration INTEGER,
-  workflow VARCHAR,
-  team VARCHAR,
-  user_id VARCHAR,
-  customer VARCHAR,
-  feature VARCHAR,
-  mixed BOOLEAN NOT NULL,
-  status VARCHAR
-);
-
-INSERT INTO task_run_totals
+CREATE VIEW task_run_totals AS
 SELECT p.*, t.status
 FROM ({RUN_PARTIALS.format(uniform=UNIFORM, source="usage_events")}) AS p
 LEFT JOIN task_runs AS t ON t.task_run_id = p.task_run_id
