@@ -100,6 +100,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
 
     app = Starlette(
         routes=[
+            *gateway_routes(gateway),  # first: the hot path should not be matched against every page
             *dashboard_routes(),
             *api.routes,
             *api_yield.routes,
@@ -110,7 +111,6 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
             *otlp.routes,
             *outcomes.routes,
             *admin.routes,
-            *gateway_routes(gateway),
             *mounts,
         ],
         lifespan=lifespan,
