@@ -12,7 +12,6 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,16 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from tests.factories import event
+from tokenops.analytics.maturity import maturity
+from tokenops.analytics.spend import Filters
+from tokenops.analytics.unit_economics import cost_per_outcome
+from tokenops.analytics.yield_ import GroupYield, ai_yield
 from tokenops.cli import app as cli
 from tokenops.config import Settings
 from tokenops.demo import generate_org, load_demo
 from tokenops.store import DuckDBLedger
 from tokenops.web import create_app
+from tokenops.web.responses import decimal_text
 from tokenops.web.users import user_store
 
 MONTH = "2026-10"
@@ -123,11 +127,21 @@ def test_cost_per_completed_task_and_guardrail_savings(html: str, api: TestClien
     assert figures(row, "cost_per_completed") == [str((sum(priced, Decimal(0)) / len(priced)).normalize())]
 
 
-def test_sections_waiting_for_analytics_show_no_numbers(html: str) -> None:
-    pending = re.findall(r'<div class="pending" data-pending="(\w+)">(.*?)</div>', html)
-    assert [key for key, _ in pending] == ["yield", "cost_per_outcome", "maturity", "savings"]
-    for _, text in pending:
-        assert "Not yet available" in text and not re.search(r"[$\d]", unescape(text))
+def test_the_value_section_shows_what_the_analytics_say(html: str, api: TestClient) -> None:
+    """Yield with its interval, cost per outcome, maturity and savings come from the same functions as the API."""
+    assert 'data-section="value"' in html and 'class="pending"' not in html
+    ledger: DuckDBLedger = api.app.state.ledger  # type: ignore[attr-defined]
+    assert figures(html, "rung") == [maturity(ledger).level]
+    whole = ai_yield(ledger, "all").rows[0]
+    if isinstance(whole, GroupYield):
+        assert figures(html, "hours_saved") == [decimal_text(whole.hours_saved)]
+        assert f"{whole.hours_saved_low:,.0f} to {whole.hours_saved_high:,.0f} h" in html
+    else:
+        assert "No estimate" in html
+    month = Filters(start=datetime(2026, 10, 1, tzinfo=UTC), end=datetime(2026, 11, 1, tzinfo=UTC))
+    expected = [r for r in cost_per_outcome(ledger, "workflow", month).to_pylist() if r["cost_per_outcome"]][:3]
+    assert figures(html, "cost_per_outcome") == [decimal_text(r["cost_per_outcome"]) for r in expected]
+    assert len(figures(html, "saving")) <= 3
     assert "http://" not in html and "https://" not in html and "<script" not in html
 
 

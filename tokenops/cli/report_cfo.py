@@ -10,6 +10,7 @@ import typer
 from tokenops.cli.common import ConfigOption, LedgerOption, fail, reading, settings_from
 from tokenops.pricing import Pricer
 from tokenops.report import PdfError, month_bounds, month_figures, print_pdf, render_cfo
+from tokenops.report.value import value_figures
 
 
 def cfo(
@@ -33,9 +34,17 @@ def cfo(
             figures = month_figures(
                 store, month, Pricer(settings.pricing.overrides), settings.guard.task_budgets, team=team
             )
+            value = value_figures(
+                store,
+                figures.start,
+                figures.end,
+                team=team,
+                policies=settings.guard,
+                overrides=settings.pricing.overrides,
+            )
         except ValueError as exc:
             raise fail(str(exc)) from exc
-    html = render_cfo(figures)
+    html = render_cfo(figures, value)
     if suffix == ".pdf":
         try:
             print_pdf(html, out)

@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape
 
+from tokenops.analytics.yield_ import NoEstimate
 from tokenops.report.monthly import MonthFigures, change
+from tokenops.report.value import ValueFigures
 from tokenops.web.charts import series_by, stacked_bars
 from tokenops.web.html import money
 from tokenops.web.responses import decimal_text
@@ -24,7 +26,7 @@ PENDING = (
     ("maturity", "Maturity rung", "the organisation's current rung and what the next one needs"),
     ("savings", "Top savings opportunities", "ranked savings with their evidence"),
 )
-"""Sections waiting for the analytics of issue 7: (key, title, what they will show)."""
+"""Sections shown when the report is rendered without a ledger's value figures: (key, title, what they show)."""
 
 _CSS = """
 @page { size: A4; margin: 14mm 12mm; }
@@ -160,7 +162,68 @@ def _pending() -> str:
     return f'<section data-section="pending"><h2>Value and opportunities</h2>{items}{note}</section>'
 
 
-def render_cfo(figures: MonthFigures, *, organisation: str = "tokenops", generated: datetime | None = None) -> str:
+def _yield(value: ValueFigures) -> str:
+    y = value.yield_
+    if y is None:
+        body = "No time entries yet: import a time-tracking export to measure hours saved."
+    elif isinstance(y, NoEstimate):
+        body = f"No estimate: {escape(y.reason)}. AI cost {_money('yield_cost', y.cost)}."
+    else:
+        ratio = "undefined" if y.ratio is None else f"{y.ratio:.2f}"
+        interval = "" if y.ratio_low is None or y.ratio_high is None else f" ({y.ratio_low:.2f} to {y.ratio_high:.2f})"
+        body = (
+            f"Hours saved {_value('hours_saved', decimal_text(y.hours_saved), f'{y.hours_saved:,.0f} h')} "
+            f"({y.hours_saved_low:,.0f} to {y.hours_saved_high:,.0f} h, 90% interval, {y.adopters} adopters), "
+            f"worth {_money('yield_value', y.value)} against {_money('yield_cost', y.cost)} of AI cost: "
+            f"yield ratio {_value('yield_ratio', '' if y.ratio is None else decimal_text(y.ratio), ratio)}{interval}."
+        )
+    return f'<div data-part="yield"><strong>Yield (difference in differences)</strong>{body}</div>'
+
+
+def _outcomes(value: ValueFigures) -> str:
+    if not value.outcomes:
+        return '<div data-part="cost_per_outcome"><strong>Cost per outcome</strong>No outcomes linked this month.</div>'
+    rows = "".join(
+        f"<li>{escape(str(r['workflow']))}: "
+        f"{_money('cost_per_outcome', r['cost_per_outcome'])} per outcome ({r['outcomes']} outcomes)</li>"  # type: ignore[arg-type]
+        for r in value.outcomes
+    )
+    return f'<div data-part="cost_per_outcome"><strong>Cost per outcome, top workflows</strong><ul>{rows}</ul></div>'
+
+
+def _maturity(value: ValueFigures) -> str:
+    nxt = (
+        ""
+        if value.next_rung is None
+        else f" Next: {escape(value.next_rung)}, which needs: " + "; ".join(escape(m) for m in value.missing)
+    )
+    rung = _value("rung", value.rung, value.rung)
+    return f'<div data-part="maturity"><strong>Maturity rung</strong>{rung}.{nxt}</div>'
+
+
+def _savings(value: ValueFigures) -> str:
+    if not value.savings:
+        return '<div data-part="savings"><strong>Top savings</strong>None found in the last 30 days.</div>'
+    rows = "".join(
+        f"<li>{_money('saving', r.monthly_saving)} a month: {escape(r.evidence)}</li>" for r in value.savings
+    )
+    return f'<div data-part="savings"><strong>Top savings opportunities</strong><ul>{rows}</ul></div>'
+
+
+def _value_section(value: ValueFigures | None) -> str:
+    if value is None:
+        return _pending()
+    parts = _yield(value) + _outcomes(value) + _maturity(value) + _savings(value)
+    return f'<section data-section="value"><h2>Value and opportunities</h2>{parts}</section>'
+
+
+def render_cfo(
+    figures: MonthFigures,
+    value: ValueFigures | None = None,
+    *,
+    organisation: str = "tokenops",
+    generated: datetime | None = None,
+) -> str:
     """The whole report for `figures` as a standalone HTML document."""
     made = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     chart = stacked_bars(series_by(figures.daily, "team"), label=f"Daily AI spend by team, {figures.month}")
@@ -171,7 +234,7 @@ def render_cfo(figures: MonthFigures, *, organisation: str = "tokenops", generat
         f"{figures.start:%Y-%m-%d} to {figures.end:%Y-%m-%d} (UTC, end excluded) · generated {made}</p></header>"
         f"{_headline(figures)}"
         f'<section data-section="trend"><h2>Daily spend by team</h2>{chart}</section>'
-        f'<div class="columns">{_teams(figures)}{_pending()}</div>'
+        f'<div class="columns">{_teams(figures)}{_value_section(value)}</div>'
         f"{_workflows(figures)}"
         "</body></html>"
     )
