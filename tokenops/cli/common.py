@@ -15,7 +15,7 @@ from rich.console import Console
 from tokenops.analytics.spend import Filters
 from tokenops.config import Settings, load_settings
 from tokenops.errors import ConfigError
-from tokenops.store import DuckDBLedger, Ledger
+from tokenops.store import DuckDBLedger, Ledger, open_ledger
 
 ConfigOption = Annotated[
     Path | None,
@@ -73,9 +73,21 @@ def make_filters(
     )
 
 
+def is_server_ledger(ledger: str) -> bool:
+    """Whether the configured ledger is a database server (or chdb) rather than a DuckDB file."""
+    return ledger.startswith(("postgresql://", "postgres://", "clickhouse://", "clickhouses://", "chdb:"))
+
+
 @contextmanager
 def reading(settings: Settings) -> Iterator[Ledger]:
     """Open the ledger for reading, with a clear message when a running server holds it."""
+    if is_server_ledger(settings.ledger):  # PostgreSQL or ClickHouse: many readers are fine
+        server = open_ledger(settings.ledger)
+        try:
+            yield server
+        finally:
+            server.close()
+        return
     path = Path(settings.ledger.removeprefix("duckdb:"))
     if not path.exists():
         raise fail(f"No ledger at {str(path)!r}; run `tokenops demo` or point --ledger at one")

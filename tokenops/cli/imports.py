@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from tokenops.cli.common import ConfigOption, LedgerOption, fail, settings_from
+from tokenops.cli.common import ConfigOption, LedgerOption, fail, is_server_ledger, settings_from
 from tokenops.ingest import UnknownSource, get_importer, importer_names, run_import
 from tokenops.ingest.run import with_pricer
 from tokenops.pricing import Pricer
-from tokenops.store import DuckDBLedger
+from tokenops.store import DuckDBLedger, open_ledger
 
 SHOWN_ERRORS = 50
 """Rejected rows printed; the rest are counted in the summary (and all are in --errors FILE)."""
@@ -48,7 +48,7 @@ def import_(
     importer = with_pricer(importer, Pricer(settings.pricing.overrides))  # the organisation's prices apply
     path = Path(settings.ledger.removeprefix("duckdb:"))
     try:
-        store = DuckDBLedger(path)
+        store = open_ledger(settings.ledger) if is_server_ledger(settings.ledger) else DuckDBLedger(path)
     except duckdb.IOException as exc:
         raise fail(f"the ledger {str(path)!r} is held by a running tokenops server; stop it or import there") from exc
     console = Console(stderr=True, soft_wrap=True)  # keep each `file:line: reason` on one line
