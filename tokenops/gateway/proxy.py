@@ -38,6 +38,7 @@ from tokenops.gateway.wire import RequestInfo, ResponseInfo, StreamParser, max_o
 from tokenops.guard import Admission, CallFacts, Refusal
 from tokenops.guard.rules import check_model
 from tokenops.meter import CallRecord
+from tokenops.route.cascade import MODEL_REQUESTED_HEADER
 from tokenops.route.gateway import route_call
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class ProxyEndpoint:
             call = await self._admit(scope, receive)
             if await self._from_cache(call, send):
                 return
-            route_call(self.gateway.router, self.gateway.upstreams, call, scope)  # docs/routing.md
+            route_call(self.gateway.router, self.gateway.upstreams, call)  # docs/routing.md
             call = await self._guard(call)
         except GatewayError as exc:
             await exc.response(self.flavour, exc.headers)(scope, receive, send)
@@ -180,6 +181,9 @@ class ProxyEndpoint:
             attribution=attribute(headers, key, data),
             body_bytes=len(raw),
         )
+        asked = headers.get(MODEL_REQUESTED_HEADER)  # an SDK cascade's later step: what was asked first
+        if asked and asked != request.model:
+            call.requested_model = asked
         cache = self.gateway.cache
         if cache is not None:
             call.cache = cache.ticket(

@@ -58,7 +58,6 @@ class _Plan:
     model: str
     clamp: int | None
     downgraded_from: str | None
-    usd_nano: int
     metered: tuple[Metered, ...]
     warnings: tuple[str, ...]
 
@@ -190,19 +189,19 @@ class Guard:
         output = policies.default_max_output_tokens if max_output is None else max_output
         tokens = max(facts.input_tokens, 0) + output
         usd_nano = 0
-        priced = self._pricer.price(
-            model, TokenUsage(max(facts.input_tokens, 0), output_tokens=output), provider=facts.provider, ts=facts.ts
-        )
-        if isinstance(priced, Priced):
-            usd_nano = to_nano(priced.cost.total)
-        elif policies.task_budgets or policies.quotas:
-            warnings.append(f"no price for {model!r}: dollar limits cannot hold it ({priced.reason})")
+        if policies.task_budgets or policies.quotas:  # only dollar limits need the worst case priced
+            usage = TokenUsage(max(facts.input_tokens, 0), output_tokens=output)
+            priced = self._pricer.price(model, usage, provider=facts.provider, ts=facts.ts)
+            if isinstance(priced, Priced):
+                usd_nano = to_nano(priced.cost.total)
+            else:
+                warnings.append(f"no price for {model!r}: dollar limits cannot hold it ({priced.reason})")
         metered = budgets.task_counters(facts, budget, usd_nano, tokens)
         metered += quotas.quota_counters(facts, policies.quotas, policies.zone, model, usd_nano, tokens)
         metered += quotas.rate_counters(facts, policies.rate_limits, model, tokens)
         if (calls := caps.call_counter(facts, policies.iteration_caps)) is not None:
             metered.append(calls)
-        return _Plan(model, screened.clamp, downgraded_from, usd_nano, tuple(metered), tuple(warnings))
+        return _Plan(model, screened.clamp, downgraded_from, tuple(metered), tuple(warnings))
 
     def _unavailable(self, facts: CallFacts, screened: _Screened, exc: GuardUnavailable) -> Admission | Refusal:
         self._outage(exc, "admit")

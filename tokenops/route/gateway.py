@@ -15,13 +15,10 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import orjson
-from starlette.datastructures import Headers
-from starlette.types import Scope
 
 from tokenops.gateway import anthropic, openai
 from tokenops.gateway.errors import GatewayError
 from tokenops.gateway.upstream import NoUpstream, Upstream, select
-from tokenops.route.cascade import MODEL_REQUESTED_HEADER
 from tokenops.route.router import Router, request_of
 from tokenops.route.rules import ROUTE_REASON
 
@@ -29,11 +26,8 @@ if TYPE_CHECKING:
     from tokenops.gateway.proxy import Call
 
 
-def route_call(router: Router | None, upstreams: tuple[Upstream, ...], call: Call, scope: Scope) -> None:
+def route_call(router: Router | None, upstreams: tuple[Upstream, ...], call: Call) -> None:
     """Serve the routed model (rewriting the body and upstream) and tag the call with the reason."""
-    asked = Headers(scope=scope).get(MODEL_REQUESTED_HEADER)
-    if asked and asked != call.request.model:
-        call.requested_model = asked
     if router is None or call.operation == "embeddings":
         return
     request = request_of(call.data, call.attribution.workflow)
