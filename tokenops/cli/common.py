@@ -15,7 +15,7 @@ from rich.console import Console
 from tokenops.analytics.spend import Filters
 from tokenops.config import Settings, load_settings
 from tokenops.errors import ConfigError
-from tokenops.store import DuckDBLedger, Ledger, open_ledger
+from tokenops.store import DuckDBLedger, Ledger, is_server_ledger, open_ledger
 
 ConfigOption = Annotated[
     Path | None,
@@ -71,11 +71,6 @@ def make_filters(
         user=user,
         customer=customer,
     )
-
-
-def is_server_ledger(ledger: str) -> bool:
-    """Whether the configured ledger is a database server (or chdb) rather than a DuckDB file."""
-    return ledger.startswith(("postgresql://", "postgres://", "clickhouse://", "clickhouses://", "chdb:"))
 
 
 @contextmanager

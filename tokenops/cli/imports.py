@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from tokenops.cli.common import ConfigOption, LedgerOption, fail, is_server_ledger, settings_from
+from tokenops.cli.common import ConfigOption, LedgerOption, fail, settings_from
 from tokenops.ingest import UnknownSource, get_importer, importer_names, run_import
 from tokenops.ingest.run import with_pricer
 from tokenops.pricing import Pricer
-from tokenops.store import DuckDBLedger, open_ledger
+from tokenops.store import DuckDBLedger, is_server_ledger, open_ledger
 
 SHOWN_ERRORS = 50
 """Rejected rows printed; the rest are counted in the summary (and all are in --errors FILE)."""

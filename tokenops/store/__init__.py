@@ -11,16 +11,24 @@ from pathlib import Path
 from tokenops.store.duckdb import DuckDBLedger
 from tokenops.store.ledger import Ledger
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+CLICKHOUSE_SCHEMES = ("clickhouse://", "clickhouses://", "chdb:")
+
+
+def is_server_ledger(url: str | Path) -> bool:
+    """Whether `url` names a PostgreSQL or ClickHouse ledger (many readers at once) rather than a DuckDB file."""
+    return str(url).startswith(POSTGRES_SCHEMES + CLICKHOUSE_SCHEMES)
+
 
 def open_ledger(url: str | Path) -> Ledger:
     """Open a ledger from a path or URL (`duckdb:path`, `path.duckdb`, `:memory:`, `postgresql://...`,
     `clickhouse://host:8123/db`, `chdb:path`)."""
     text = str(url)
-    if text.startswith(("postgresql://", "postgres://")):
+    if text.startswith(POSTGRES_SCHEMES):
         from tokenops.store.postgres import PostgresLedger  # imported on use: psycopg and SQLGlot load slowly
 
         return PostgresLedger(text)
-    if text.startswith(("clickhouse://", "clickhouses://", "chdb:")):
+    if text.startswith(CLICKHOUSE_SCHEMES):
         from tokenops.store.clickhouse import ClickHouseLedger  # imported on use: chdb is a large library
 
         if text.startswith("chdb:"):
@@ -33,4 +41,4 @@ def open_ledger(url: str | Path) -> Ledger:
     return DuckDBLedger(text)
 
 
-__all__ = ["DuckDBLedger", "Ledger", "open_ledger"]
+__all__ = ["DuckDBLedger", "Ledger", "is_server_ledger", "open_ledger"]
