@@ -1,9 +1,10 @@
 """Routing: which model serves a call (rules, a learned router) and cascades that escalate on failure.
 
 Owns the `[route]` settings, the rules and learned router the gateway asks before its guardrails
-(`route.gateway.route_call`), the SDK's `cascade`, training the learned router (`fit`,
-`train_from_ledger`) and `tokenops eval routing` (`route.evaluate`). It does not own the
-guardrails (which still judge a routed call) nor the response cache.
+(`route.gateway.route_call`), the SDK's `cascade` and the cascades the gateway runs itself
+(`route.gateway_cascade`), training the learned router (`fit`, `train_from_ledger`) and
+`tokenops eval routing` (`route.evaluate`). It does not own the guardrails (which still judge a
+routed call and every cascade attempt) nor the response cache.
 """
 
 from tokenops.route.cascade import (

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from tokenops.route.rules import ROUTE_REASON, CascadeSpec
+from tokenops.route.rules import CASCADE_TAG, ROUTE_REASON, CascadeSpec
 from tokenops.route.schema import check_schema, errors
 
 TAGS_HEADER = "x-tokenops-tags"
@@ -78,12 +78,19 @@ def _get(obj: Any, name: str) -> Any:
 
 
 def response_text(response: Any) -> str:
-    """The answer's text: OpenAI chat (`choices[0].message.content`), Responses, or Anthropic `content`."""
+    """The answer's text: OpenAI chat (`choices[0].message.content`), Responses, or Anthropic `content`.
+
+    Works on the SDKs' objects and on the providers' JSON (what the gateway sees).
+    """
     choices = _get(response, "choices")
     if choices:
         return str(_get(_get(choices[0], "message"), "content") or "")
     if isinstance(text := _get(response, "output_text"), str):
         return text
+    output = _get(response, "output")
+    if isinstance(output, list):  # the Responses API's JSON: message items holding output_text parts
+        parts = [p for item in output if _get(item, "type") == "message" for p in _get(item, "content") or []]
+        return "".join(str(_get(p, "text") or "") for p in parts if _get(p, "type") == "output_text")
     content = _get(response, "content")
     if isinstance(content, list):
         return "".join(str(_get(block, "text") or "") for block in content if _get(block, "type") == "text")
@@ -138,12 +145,15 @@ def _checks(spec: CascadeSpec | None, check: Check | Sequence[Check]) -> list[Ch
     out: list[Check] = [check] if callable(check) else list(check)
     if spec is not None and spec.json_schema is not None:
         out.insert(0, json_schema(spec.json_schema))
+    elif spec is not None and spec.require_json:
+        out.insert(0, json_schema({}))  # the empty schema accepts any JSON value
     if spec is not None and spec.min_mean_logprob is not None:
         out.append(min_logprob(spec.min_mean_logprob))
     return out
 
 
-def _judge(checks: list[Check], response: Any) -> Verdict:
+def judge(checks: Sequence[Check], response: Any) -> Verdict:
+    """The first failing check's verdict, or a pass (shared by the SDK's and the gateway's cascades)."""
     for check in checks:
         verdict = check(response)
         if not isinstance(verdict, Verdict):
@@ -183,7 +193,7 @@ class _Plan:
         return {**self.request, **self.overrides[step], "model": self.models[step], "extra_headers": headers}
 
     def judge(self, step: int, response: Any) -> CascadeResult | None:
-        self.attempts.append(Attempt(self.models[step], _judge(self.checks, response)))
+        self.attempts.append(Attempt(self.models[step], judge(self.checks, response)))
         if self.attempts[-1].verdict.passed or step == len(self.models) - 1:
             return CascadeResult(response, self.models[step], tuple(self.attempts))
         return None
@@ -198,7 +208,9 @@ def _plan(models: Sequence[Step] | CascadeSpec, check: Check | Sequence[Check], 
     if not names or any(not isinstance(m, str) or not m for m in names):
         raise ValueError(f"a cascade needs at least one model name, got {names!r}")
     overrides: list[Mapping[str, Any]] = [{} if isinstance(s, str) else dict(s[1]) for s in steps]
-    tags = {"cascade": uuid.uuid4().hex[:16]}
+    if spec is not None:
+        overrides = [spec.overrides.get(m, {}) for m in names]
+    tags = {CASCADE_TAG: uuid.uuid4().hex[:16]}
     if spec is not None:
         tags["cascade_name"] = spec.name
     return _Plan(names, overrides, _checks(spec, check), request, tags, [])

@@ -6,21 +6,24 @@ judge the routed call, so a model rule or budget still has the last word (a down
 records the routed model as `model_requested`). Routed calls are not stored in the exact cache.
 
 A cascade step sent through the gateway carries `X-Tokenops-Model-Requested` (the cascade's first
-model), which is recorded as `model_requested` the same way.
+model), which is recorded as `model_requested` the same way. Cascade steps (tagged `cascade`) are not
+routed by rules: the cascade chose their model. Cascades run by the gateway itself are in
+`route.gateway_cascade`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tokenops.gateway import anthropic, openai
 from tokenops.gateway.errors import GatewayError
 from tokenops.gateway.upstream import NoUpstream, Upstream, select
+from tokenops.gateway.wire import RequestInfo
 from tokenops.route.router import Router, request_of
-from tokenops.route.rules import ROUTE_REASON
+from tokenops.route.rules import CASCADE_TAG, ROUTE_REASON
 
 if TYPE_CHECKING:
     from tokenops.gateway.proxy import Call
@@ -28,7 +31,9 @@ if TYPE_CHECKING:
 
 def route_call(router: Router | None, upstreams: tuple[Upstream, ...], call: Call) -> None:
     """Serve the routed model (rewriting the body and upstream) and tag the call with the reason."""
-    if router is None or call.operation == "embeddings":
+    if router is None or not router.decides or call.operation == "embeddings":
+        return
+    if CASCADE_TAG in call.attribution.tags:  # a cascade step (SDK or gateway) names its model on purpose
         return
     request = request_of(call.data, call.attribution.workflow)
     decision = router.decide(request) if request is not None else None
@@ -45,10 +50,13 @@ def route_call(router: Router | None, upstreams: tuple[Upstream, ...], call: Cal
             500, f"Routing chose {decision.model!r} ({decision.reason}) but no upstream serves it: {exc}"
         ) from exc
     data = {**call.data, "model": decision.model}
-    raw = orjson.dumps(data)
     call.requested_model = call.requested_model or call.request.model
     call.data, call.upstream = data, upstream
+    call.request = prepared(call, data, orjson.dumps(data))
+
+
+def prepared(call: Call, data: dict[str, Any], raw: bytes) -> RequestInfo:
+    """The request info for a rewritten body, in the call's wire format."""
     if call.flavour == "anthropic":
-        call.request = anthropic.prepare(data, raw)
-    else:
-        call.request = openai.prepare(data, raw, call.operation)
+        return anthropic.prepare(data, raw)
+    return openai.prepare(data, raw, call.operation)

@@ -8,14 +8,14 @@ OpenAI (chat / responses) or Anthropic (messages) request body.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tokenops.errors import ConfigError
 from tokenops.route.features import context_tokens
 from tokenops.route.learned import LearnedRouter
-from tokenops.route.rules import LearnedRoute, RouteDecision, RouteRequest, RouteSettings, first_rule
+from tokenops.route.rules import CascadeSpec, LearnedRoute, RouteDecision, RouteRequest, RouteSettings, first_rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,19 @@ class Router:
     """The `[route]` section."""
     model: LearnedRouter | None = None
     """The learned router's artefact, when `[route.learned]` is set."""
+    decides: bool = field(init=False)
+    """Some rule or the learned router may choose a model (False: `route_call` has nothing to do)."""
+    cascades: Mapping[str, CascadeSpec] = field(init=False)
+    """Configured cascades by name, for `X-Tokenops-Cascade` (empty: the gateway runs no cascades)."""
+    cascade_workflows: Mapping[str, CascadeSpec] = field(init=False)
+    """Gateway cascades by workflow: the one lookup a call pays when cascades are configured."""
+
+    def __post_init__(self) -> None:
+        # indexes built once, so the gateway's per-call cost is a dict lookup (docs/routing.md)
+        specs = self.settings.cascades
+        object.__setattr__(self, "decides", bool(self.settings.rules) or self.settings.learned is not None)
+        object.__setattr__(self, "cascades", {c.name: c for c in specs})
+        object.__setattr__(self, "cascade_workflows", {w: c for c in specs for w in c.workflows})
 
     @classmethod
     def open(cls, settings: RouteSettings, data_dir: Path) -> Router | None:

@@ -25,6 +25,12 @@ path = "router.npz"          # relative to data_dir; written by `train_from_ledg
 models = ["auto"]             # the caller asks for model "auto"
 weak = "gpt-4o-mini"
 strong = "gpt-4o"
+
+[[route.cascades]]            # run by the gateway for these workflows or `X-Tokenops-Cascade: extract`
+name = "extract"
+models = ["gpt-4o-mini", "gpt-4o"]
+require_json = true
+workflows = ["extract_invoice"]
 ```
 """
 
@@ -34,7 +40,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -43,6 +49,8 @@ from tokenops.route.schema import check_schema
 
 ROUTE_REASON = "route_reason"
 """Ledger tag holding why a call was served by the model it was (`rule:...`, `learned:...`, `cascade:...`)."""
+CASCADE_TAG = "cascade"
+"""Ledger tag holding one id per cascade run (every attempt of the run carries it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,19 +159,34 @@ class LearnedRoute(BaseModel):
         return matches(request.workflow, self.workflow) and any(matches(request.model, m) for m in self.models)
 
 
+_NOT_OVERRIDABLE = frozenset({"model", "stream", "messages", "input", "system"})
+
+
 class CascadeSpec(BaseModel):
-    """A named cascade for the SDK's `tokenops.cascade`: models cheapest first, and the checks between them."""
+    """A named cascade: models cheapest first, and the checks between them.
+
+    The SDK runs it with `tokenops.cascade(client, settings.route.cascade(name))`; the gateway runs it
+    itself for calls of `workflows` or naming it in `X-Tokenops-Cascade` (docs/routing.md).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    """Looked up with `RouteSettings.cascade(name)`; recorded in the `cascade_name` tag."""
+    """Looked up with `RouteSettings.cascade(name)` or `X-Tokenops-Cascade`; recorded in the `cascade_name` tag."""
     models: list[str] = Field(min_length=2)
     """Tried in order until one passes the checks (the last one's answer is kept either way)."""
     json_schema: dict[str, Any] | None = None
     """The answer must be JSON valid against this schema (inline TOML table)."""
+    require_json: bool = False
+    """The answer must be JSON (any shape); implied by a schema, or by a request asking for JSON output."""
     min_mean_logprob: float | None = Field(default=None, le=0)
     """Escalate when the answer's mean token log-probability is lower (needs `logprobs=True`)."""
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Request fields replaced on one model's attempt, e.g. `{ "o3" = { reasoning_effort = "high" } }`."""
+    workflows: list[str] = Field(default_factory=list)
+    """The gateway cascades every call of these workflows (`X-Tokenops-Workflow`, exact names, no globs)."""
+    stream: Literal["first", "last"] = "last"
+    """Which model serves a streamed call at the gateway, where no answer can be checked before it is sent."""
 
     @field_validator("json_schema")
     @classmethod
@@ -171,6 +194,17 @@ class CascadeSpec(BaseModel):
         if schema is not None:
             check_schema(schema)
         return schema
+
+    @model_validator(mode="after")
+    def _overrides(self) -> CascadeSpec:
+        for model, fields in self.overrides.items():
+            if model not in self.models:
+                raise ValueError(
+                    f"cascade {self.name!r}: overrides for {model!r}, which is not in models {self.models}"
+                )
+            if bad := sorted(_NOT_OVERRIDABLE & fields.keys()):
+                raise ValueError(f"cascade {self.name!r}: overrides for {model!r} may not replace {bad}")
+        return self
 
 
 class RouteSettings(BaseModel):
@@ -185,7 +219,7 @@ class RouteSettings(BaseModel):
     learned: LearnedRoute | None = None
     """Decides the calls no rule matched."""
     cascades: list[CascadeSpec] = Field(default_factory=list)
-    """Named cascades the application runs with `tokenops.cascade(client, settings.route.cascade(name))`."""
+    """Named cascades: run by the SDK (`tokenops.cascade`) or, when routing is enabled, by the gateway."""
 
     def cascade(self, name: str) -> CascadeSpec:
         """The cascade called `name`."""
@@ -203,6 +237,19 @@ class RouteSettings(BaseModel):
         if dupes:
             raise ValueError(f"route rule names must be unique (they are the ledger's reason): {dupes}")
         return rules
+
+    @field_validator("cascades")
+    @classmethod
+    def _one_cascade_each(cls, cascades: list[CascadeSpec]) -> list[CascadeSpec]:
+        names = [c.name for c in cascades]
+        workflows = [w for c in cascades for w in c.workflows]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"cascade names must be unique: {dupes}")
+        shared = sorted({w for w in workflows if workflows.count(w) > 1})
+        if shared:
+            raise ValueError(f"a workflow may belong to one gateway cascade only: {shared}")
+        return cascades
 
 
 def first_rule(rules: list[RouteRule], request: RouteRequest) -> RouteDecision | None:

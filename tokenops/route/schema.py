@@ -24,7 +24,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 
 def check_schema(schema: Mapping[str, Any]) -> None:
-    """Refuse schemas using keywords this validator would not enforce."""
+    """Refuse schemas using keywords this validator would not enforce, or not shaped like a schema."""
+    if not isinstance(schema, Mapping):
+        raise ValueError(f"a JSON schema must be an object, not {type(schema).__name__}")
+    for key in ("properties", "patternProperties"):
+        if not isinstance(schema.get(key) or {}, Mapping):
+            raise ValueError(f"JSON schema {key!r} must be an object")
     if "$ref" in schema or "$defs" in schema or "definitions" in schema:
         raise ValueError("JSON schemas with $ref are not supported by tokenops' cascade check; inline the definitions")
     for key in ("properties", "patternProperties"):
