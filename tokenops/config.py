@@ -70,6 +70,33 @@ class GatewaySettings(BaseModel):
 CacheScope = Literal["team", "key", "user", "org"]
 
 
+SemanticCheck = Literal["number", "negation", "entity", "swap"]
+SEMANTIC_CHECKS: tuple[SemanticCheck, ...] = ("number", "negation", "entity", "swap")
+
+
+class SemanticCacheSettings(BaseModel):
+    """`[cache.semantic]`: also answer paraphrases of cached requests (docs/cache.md); off unless enabled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Look up similar requests after an exact-cache miss (loads a local embedding model, ~25 MB)."""
+    threshold: float = Field(default=0.80, gt=0, le=1)
+    """Least cosine similarity between two requests' last user messages (and their earlier turns) for a hit."""
+    workflow_thresholds: dict[str, float] = Field(default_factory=dict)
+    """Per-workflow thresholds by glob (first match wins), e.g. `{"faq-*" = 0.75, "billing" = 0.95}`."""
+    margin: float = Field(default=0.015, ge=0, le=1)
+    """No hit when the two best cached requests score within this of each other (ambiguous: no guess)."""
+    checks: list[SemanticCheck] = Field(default_factory=lambda: list(SEMANTIC_CHECKS))
+    """Vetoes of tokenops.cache.guards run on every candidate: changed numbers, negations, names, swapped words."""
+    max_entries_per_scope: int = Field(default=1000, gt=0)
+    """Newest requests kept per scope and request shape (the brute-force search is bounded by this)."""
+    max_entries: int = Field(default=50_000, gt=0)
+    """In-process index: oldest entries are dropped beyond this many."""
+    threads: int = Field(default=1, gt=0)
+    """onnxruntime threads per embedding (each lookup embeds one or two texts, ~10 ms each)."""
+
+
 class CacheSettings(BaseModel):
     """`[cache]`: the exact response cache (docs/cache.md); off unless enabled."""
 
@@ -102,6 +129,8 @@ class CacheSettings(BaseModel):
     Needed for APIs without a temperature, such as Anthropic Messages in current SDKs."""
     store_tool_calls: bool = False
     """Also cache answers that ask the client to call a tool (replayed with the same tool-call ids)."""
+    semantic: SemanticCacheSettings = Field(default_factory=SemanticCacheSettings)
+    """The semantic cache, consulted on an exact miss (needs `enabled` above too)."""
 
 
 class Settings(BaseSettings):

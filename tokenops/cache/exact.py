@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -28,6 +28,9 @@ from tokenops.cache.keys import Operation, Ticket, cache_key, ineligible, opt_ou
 from tokenops.cache.replay import chat_sse, messages_sse
 from tokenops.config import CacheSettings
 from tokenops.events import Attribution, TokenUsage
+
+if TYPE_CHECKING:
+    from tokenops.cache.semantic import SemanticCache
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +107,11 @@ class Replay:
 class ExactCache:
     """Eligibility, keys and replay over a `CacheBackend`."""
 
-    def __init__(self, settings: CacheSettings, backend: CacheBackend) -> None:
+    def __init__(self, settings: CacheSettings, backend: CacheBackend, semantic: SemanticCache | None = None) -> None:
         self.settings = settings
         self.backend = backend
+        self.semantic = semantic
+        """Asked on an exact miss when `[cache.semantic]` is enabled (tokenops.cache.semantic)."""
 
     def ticket(
         self,
@@ -167,6 +172,8 @@ class ExactCache:
     async def aclose(self) -> None:
         """Release the backend's connections."""
         await self.backend.aclose()
+        if self.semantic is not None:
+            await self.semantic.aclose()
 
 
 def replay(entry: Entry, operation: Operation, data: Mapping[str, Any], stream: bool) -> Replay:
@@ -202,7 +209,9 @@ def open_cache(settings: CacheSettings) -> ExactCache | None:
         backend = RedisBackend(settings.redis_url, prefix=settings.redis_prefix, timeout_s=settings.redis_timeout_s)
     else:
         backend = MemoryBackend(settings.max_bytes)
-    return ExactCache(settings, backend)
+    from tokenops.cache.semantic import open_semantic  # it builds on Entry: imported here, not at the top
+
+    return ExactCache(settings, backend, open_semantic(settings))
 
 
 def _asks_for_tools(operation: Operation, body: Mapping[str, Any]) -> bool:

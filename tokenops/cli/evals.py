@@ -62,3 +62,58 @@ def routing(
             "evaluation set; nothing trained on it is kept).",
             highlight=False,
         )
+
+
+@app.command("cache")
+def cache(
+    data: Annotated[
+        Path | None, typer.Option(help="The `semantic_cache` folder of the shared data (default: found).")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Cosine threshold (default: [cache.semantic] threshold).")
+    ] = None,
+    qqp_pairs: Annotated[int, typer.Option("--qqp", min=0, help="Quora pairs sampled (seed 0); 0 skips.")] = 10_000,
+    full: Annotated[bool, typer.Option("--full", help="Every Quora pair (80,854).")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items of each set (a quick run).")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = Format.table,
+) -> None:
+    """Score the semantic cache (threshold, margin, guards) beside plain cosine on GPTCache, fow-cache and Quora."""
+    import time
+
+    from tokenops.cache.embed import Embedder
+    from tokenops.cache.evaluate import Scorer, Vectoriser, fow_conversations, fow_pairs, gptcache, qqp
+    from tokenops.cache.evaluate import default_root as cache_root
+    from tokenops.config import SemanticCacheSettings
+
+    root = data or cache_root()
+    if not (root / "gptcache").is_dir() or not (root / "fow_cache").is_dir():
+        raise fail(f"Semantic-cache data not found at {str(root)!r}; pass --data or set TOKENOPS_SHARED_DATA")
+    settings = SemanticCacheSettings()
+    scorers = Scorer.of(settings, threshold)
+    vectorise = Vectoriser(Embedder(threads=2))
+    started = time.perf_counter()
+    emit(pa.Table.from_pylist(gptcache(root, vectorise, scorers, limit)), fmt, title="GPTCache mock_data")
+    shares = _shares(fow_pairs(root, vectorise, scorers, limit), fmt)
+    emit(pa.Table.from_pylist(shares), fmt, title="fow-cache pairs: share served (a trap served is a wrong answer)")
+    conversations = _shares(fow_conversations(root, vectorise, scorers, limit), fmt)
+    emit(pa.Table.from_pylist(conversations), fmt, title="fow-cache conversations: share served")
+    sample = None if full else (limit or qqp_pairs)
+    if full or qqp_pairs:
+        emit(
+            pa.Table.from_pylist(_shares(qqp(root, vectorise, scorers, sample), fmt)), fmt, title="Quora Question Pairs"
+        )
+    if fmt is Format.table:
+        took = time.perf_counter() - started
+        load = vectorise.embedder.load_s or 0.0
+        Console().print(
+            f"{len(vectorise)} distinct texts embedded; model load {load:.2f} s, whole run {took:.1f} s "
+            f"(all-MiniLM-L6-v2 int8, margin {settings.margin}, checks {', '.join(settings.checks)}).",
+            highlight=False,
+        )
+
+
+def _shares(rows: list[dict[str, object]], fmt: Format) -> list[dict[str, object]]:
+    """Shares as percentages in a table (CSV and JSON keep the fractions)."""
+    if fmt is not Format.table:
+        return rows
+    return [{k: f"{v:.1%}" if isinstance(v, float) and k != "threshold" else v for k, v in row.items()} for row in rows]

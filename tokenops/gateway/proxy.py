@@ -27,6 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from tokenops.cache import HIT, Entry, Ticket, entry_of, replay
 from tokenops.cache.replay import ChatAssembler, MessagesAssembler, Recorder
+from tokenops.cache.semantic import Query
 from tokenops.events import Attribution, UsageEvent
 from tokenops.gateway import anthropic, openai
 from tokenops.gateway.attribution import HEADER_PREFIX, attribute
@@ -40,6 +41,7 @@ from tokenops.guard.rules import check_model
 from tokenops.meter import CallRecord
 from tokenops.route.cascade import MODEL_REQUESTED_HEADER
 from tokenops.route.gateway import route_call
+from tokenops.route.gateway_cascade import cascade_of, run_cascade
 
 if TYPE_CHECKING:
     from tokenops.gateway.app import Gateway
@@ -91,6 +93,8 @@ class Call:
     """What the exact cache does for this call (None when the cache is off)."""
     cache_header: bytes = b""
     """`x-tokenops-cache` to answer with."""
+    semantic: Query | None = None
+    """The request as the semantic cache sees it (None when that cache is off or cannot use it)."""
 
 
 def _bearer(headers: Headers) -> str | None:
@@ -112,6 +116,9 @@ class ProxyEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             call = await self._admit(scope, receive)
+            cascade = cascade_of(self.gateway.router, call, scope)  # docs/routing.md: gateway cascades
+            if cascade is not None and await run_cascade(self, cascade, call, scope, send):
+                return
             if await self._from_cache(call, send):
                 return
             route_call(self.gateway.router, self.gateway.upstreams, call)  # docs/routing.md
@@ -224,10 +231,18 @@ class ProxyEndpoint:
         if check_model(self._facts(call), policies.model_rules, policies.escalations) is not None:
             return False  # the guard refuses it (and records the refusal)
         entry, call.cache_header = await gw.cache.fetch(call.cache)
+        similarity: float | None = None
+        if entry is None and gw.cache.semantic is not None:  # docs/cache.md#the-semantic-cache
+            call.semantic = gw.cache.semantic.query(
+                route=self.path, upstream=call.upstream.name, operation=self.operation, data=call.data,
+                attribution=call.attribution,
+            )  # fmt: skip
+            found = await gw.cache.semantic.fetch(call.semantic) if call.semantic is not None else None
+            entry, similarity = found if found is not None else (None, None)
         if entry is None:
             return False
         hit = replay(entry, self.operation, call.data, call.request.stream)
-        event = self._record_hit(call, entry, hit.response_id)
+        event = self._record_hit(call, entry, hit.response_id, similarity)
         headers = [
             (b"content-type", hit.media_type.encode()),
             (b"content-length", str(len(hit.body)).encode()),
@@ -235,6 +250,8 @@ class ProxyEndpoint:
             (b"x-tokenops-cache", HIT),
             (b"age", str(max(int(time.time() - entry.created), 0)).encode()),
         ]
+        if similarity is not None:
+            headers.append((b"x-tokenops-cache-similarity", f"{similarity:.4f}".encode()))
         if gw.settings.cost_headers:
             headers.append((b"x-tokenops-cost-usd", b"0"))
             if entry.cost is not None:
@@ -244,9 +261,11 @@ class ProxyEndpoint:
         gw.metrics.observe(call.operation, event)
         return True
 
-    def _record_hit(self, call: Call, entry: Entry, response_id: str | None) -> UsageEvent:
+    def _record_hit(self, call: Call, entry: Entry, response_id: str | None, similarity: float | None) -> UsageEvent:
         elapsed = (time.perf_counter() - call.started) * 1000
         tags = dict(call.attribution.tags)
+        if similarity is not None:
+            tags["cache_kind"], tags["cache_similarity"] = "semantic", f"{similarity:.4f}"
         if entry.cost is not None:
             tags["cache_saved_usd"] = _usd(entry.cost)
         if entry.source_id is not None:
@@ -478,6 +497,8 @@ class ProxyEndpoint:
         if cache is not None and call.cache is not None and self._storable(call):
             if cache.storable(self.operation, entry.body):
                 await cache.put(call.cache, entry)
+                if cache.semantic is not None and call.semantic is not None:
+                    await cache.semantic.put(call.semantic, entry)
 
     def _record(
         self,
