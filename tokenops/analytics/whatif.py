@@ -579,7 +579,8 @@ def _finish(
         quality = success_rates(ledger, recent, moved)
     rows: list[WorkflowWhatIf] = []
     notes: tuple[str, ...] = ()
-    for workflow, acc in accs.items():
+    # workflows in name order: the notes must not follow the order a backend happened to group rows in
+    for workflow, acc in sorted(accs.items(), key=lambda item: item[0] or ""):
         change, why = quality_change(quality, workflow, acc.moved)
         if why:
             notes += (why,)
