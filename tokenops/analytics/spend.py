@@ -3,6 +3,12 @@
 Unpriced calls are counted apart (`unpriced_events`, `unpriced_tokens`), never folded into
 cost as $0. Dimensions and grains are closed sets mapped to columns, so user input never
 reaches SQL text.
+
+`spend_by` reads a rollup (`tokenops.store.migrations.ROLLUPS`: spend per hour and per day by
+provider, model, team, workflow and user) instead of the events when the ledger keeps them as
+tables (PostgreSQL) and the answer is the same: every dimension and filter is a rollup column
+and the period starts and ends on the rollup's bucket boundaries. The query is written once;
+only its source and the aggregate over each measure change (`count(*)` becomes `sum(calls)`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Literal, get_args
 import pyarrow as pa
 
 from tokenops.store import Ledger
+from tokenops.store.migrations import ROLLUP_KEY, ROLLUPS
 from tokenops.store.rows import utc_naive
 
 Dimension = Literal["team", "user", "workflow", "model", "provider", "customer", "feature", "source", "status"]
@@ -24,6 +31,28 @@ Grain = Literal["hour", "day", "week", "month"]
 DIMENSIONS: tuple[str, ...] = get_args(Dimension)
 GRAINS: tuple[str, ...] = get_args(Grain)
 _COLUMN = {"user": "user_id"}
+_FILTERED = ("team", "workflow", "model", "customer", "user")
+"""Filters fields that narrow by a column (the others bound the period)."""
+_GRAIN_RANK = {"hour": 0, "day": 1, "week": 2, "month": 3}
+
+EVENTS = "usage_events"
+"""The source every report can read; rollups are an equivalent shortcut for some."""
+
+# name, aggregate over usage_events, aggregate over a rollup (sums of per-bucket sums), of the same SQL type
+_MEASURES: tuple[tuple[str, str, str], ...] = (
+    ("cost", "coalesce(sum(cost_total), 0)::DECIMAL(38,12)", "coalesce(sum(cost), 0)::DECIMAL(38,12)"),
+    ("events", "count(*)", "coalesce(sum(calls), 0)::BIGINT"),
+    ("unpriced_events", "count(*) FILTER (WHERE unpriced)", "coalesce(sum(unpriced_calls), 0)::BIGINT"),
+    (
+        "unpriced_tokens",
+        "coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0)",
+        "coalesce(sum(unpriced_tokens), 0)",
+    ),
+    *(
+        (t, f"coalesce(sum({t}), 0)", f"coalesce(sum({t}), 0)")
+        for t in ("input_tokens", "cache_read_tokens", "output_tokens", "reasoning_tokens")
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +84,10 @@ class Filters:
         if self.end is not None:
             clauses.append("ts < ?")
             params.append(utc_naive(self.end))
-        for name in ("team", "workflow", "model", "customer", "user"):
+        for name in _FILTERED:
             value = getattr(self, name)
             if value is not None:
-                clauses.append(f"{_COLUMN.get(name, name)} = ?")
+                clauses.append(f"{_COLUMN.get(name, name)} = ?")  # also a rollup column, for `spend_source`
                 params.append(value)
         return " AND ".join(clauses), params
 
@@ -67,6 +96,36 @@ def _column(dimension: str) -> str:
     if dimension not in DIMENSIONS:
         raise ValueError(f"Unknown dimension {dimension!r}; choose from {', '.join(DIMENSIONS)}")
     return _COLUMN.get(dimension, dimension)
+
+
+def spend_source(
+    ledger: Ledger, dimensions: Sequence[str] = (), *, grain: str | None = None, filters: Filters = Filters()
+) -> str:
+    """The table to read: the coarsest rollup that gives exactly the events' answer, else `EVENTS`."""
+    if grain is not None and grain not in GRAINS:
+        raise ValueError(f"Unknown grain {grain!r}; choose from {', '.join(GRAINS)}")
+    columns = [_column(d) for d in dimensions]
+    columns += [_COLUMN.get(f, f) for f in _FILTERED if getattr(filters, f) is not None]
+    if not ledger.keeps_rollups or not set(columns) <= set(ROLLUP_KEY):
+        return EVENTS
+    for name, bucket in reversed(ROLLUPS.items()):  # coarsest first: fewest rows
+        if grain is not None and _GRAIN_RANK[grain] < _GRAIN_RANK[bucket]:
+            continue
+        if all(_on_boundary(t, bucket) for t in (filters.start, filters.end) if t is not None):
+            return name
+    return EVENTS
+
+
+def measures_sql(source: str) -> str:
+    """The SELECT list of spend measures (cost, calls, unpriced, tokens) over `source`, from `spend_source`."""
+    at = 1 if source == EVENTS else 2
+    return ",\n".join(f"{m[at]} AS {m[0]}" for m in _MEASURES)
+
+
+def _on_boundary(moment: datetime, bucket: str) -> bool:
+    """Whether a period bound falls between buckets, so a whole bucket is in or out."""
+    t = utc_naive(moment)
+    return t.minute == t.second == t.microsecond == 0 and (bucket == "hour" or t.hour == 0)
 
 
 def spend_by(
@@ -81,7 +140,8 @@ def spend_by(
     if grain is not None:
         if grain not in GRAINS:
             raise ValueError(f"Unknown grain {grain!r}; choose from {', '.join(GRAINS)}")
-        keys.insert(0, f"date_trunc('{grain}', ts) AS period")
+        keys.insert(0, f"date_trunc('{grain}', ts) AS period")  # a rollup's ts is its bucket's start
+    source = spend_source(ledger, dimensions, grain=grain, filters=filters)
     where, params = filters.where()
     select_keys = ", ".join(keys) + ", " if keys else ""
     group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
@@ -89,15 +149,8 @@ def spend_by(
     order = ("period, cost DESC" if grain is not None else "cost DESC") + "".join(f", {d}" for d in dimensions)
     sql = f"""
         SELECT {select_keys}
-            coalesce(sum(cost_total), 0)::DECIMAL(38,12) AS cost,
-            count(*) AS events,
-            count(*) FILTER (WHERE unpriced) AS unpriced_events,
-            coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0) AS unpriced_tokens,
-            coalesce(sum(input_tokens), 0) AS input_tokens,
-            coalesce(sum(cache_read_tokens), 0) AS cache_read_tokens,
-            coalesce(sum(output_tokens), 0) AS output_tokens,
-            coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens
-        FROM usage_events WHERE {where} {group} ORDER BY {order}
+            {measures_sql(source)}
+        FROM {source} WHERE {where} {group} ORDER BY {order}
     """
     return ledger.query(sql, params)
 

@@ -21,6 +21,9 @@ from tokenops.store.schema import TABLES
 class Ledger(abc.ABC):
     """Append-only store of usage events and the business data around them."""
 
+    keeps_rollups: bool = False
+    """Whether `migrations.ROLLUPS` are tables kept in step by `append` (else views, or absent)."""
+
     @abc.abstractmethod
     def append(self, table: str, data: pa.Table) -> int:
         """Write rows, skipping (or, for replace tables, replacing) rows whose key exists.
