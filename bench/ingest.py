@@ -1,12 +1,19 @@
-"""Import speed and memory of the per-call log importers: rows/s into DuckDB and peak RSS, side by side.
+"""Import speed and memory of the importers: rows/s into DuckDB and peak RSS, side by side.
 
-    .venv/bin/python bench/ingest.py                  # 1M rows each (files cached in bench/out/)
+    .venv/bin/python bench/ingest.py                  # 1M rows of the per-call logs (files cached in bench/out/)
     .venv/bin/python bench/ingest.py --rows 5000000   # the flat-memory check
+    git archive HEAD tokenops | tar -x -C /tmp/before && .venv/bin/python bench/ingest.py --before /tmp/before
 
 Generates a LiteLLM `LiteLLM_SpendLogs` CSV export and a Bedrock model-invocation log (JSON
-lines) of N rows each, then imports each into a fresh DuckDB ledger in its own process (so the
-peak RSS of one does not hide the other's) through `run_import`, exactly as `tokenops import`
-does. Target (issue 6): >= 200k rows/s, and peak RSS that does not grow with the file.
+lines) of N rows each, and `--small-rows` rows of a Langfuse observations export, OpenAI and
+Anthropic usage report pages and a FOCUS bill (the FOCUS sample's lines repeated), then imports
+each into a fresh DuckDB ledger in its own process (so the peak RSS of one does not hide the
+other's) through `run_import`, exactly as `tokenops import` does. With `--before DIR` (another
+checkout's `tokenops` package) each import also runs on that code, on the next line.
+
+CPU seconds (all threads) are printed beside wall seconds: on a shared machine rows per CPU
+second move less than rows/s. Target (issue 6): >= 200k rows/s for CSV/JSONL usage imports,
+and peak RSS that does not grow with the file.
 """
 
 from __future__ import annotations
@@ -103,75 +110,155 @@ def bedrock_jsonl(path: Path, rows: int, seed: int = 11) -> None:
             )
 
 
-def _parse_only(source: str, path: Path) -> float:
-    """Seconds Arrow alone takes to parse the file: the machine's speed limit, for reference."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-    import pyarrow.json as pj
-
-    from tokenops.ingest._rows import line_chunks
-
-    started = time.perf_counter()
-    if source == "litellm":
-        strings = pcsv.ConvertOptions(column_types=dict.fromkeys(HEADER, pa.string()))
-        for _ in pcsv.open_csv(path, convert_options=strings, parse_options=pcsv.ParseOptions(newlines_in_values=True)):
-            pass
-    else:
-        for chunk in line_chunks(path, 16 << 20):
-            pj.read_json(io.BytesIO(chunk.data))
-    return time.perf_counter() - started
-
-
-Result = tuple[str, int, float, float, int, float]
+def langfuse_jsonl(path: Path, rows: int, seed: int = 13) -> None:
+    """Langfuse GENERATION observations, one per line, as GET /api/public/observations returns them."""
+    rnd = random.Random(seed)
+    start0 = START.timestamp()
+    models = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku-20241022", "claude-3-5-sonnet-20241022"]
+    with path.open("w") as f:
+        for i in range(rows):
+            start = start0 + SPAN_S * i / rows
+            prompt, completion = rnd.randrange(50, 20_000), rnd.randrange(10, 2_000)
+            f.write(
+                f'{{"id":"obs-{seed}-{i:012d}","traceId":"trace-{i // 3}","type":"GENERATION","name":"chat",'
+                f'"startTime":"{_stamp(start)}","endTime":"{_stamp(start + 1.5)}",'
+                f'"completionStartTime":"{_stamp(start + 0.3)}","model":"{models[i % len(models)]}",'
+                '"modelParameters":{"temperature":0},"usageDetails":'
+                f'{{"input":{prompt},"output":{completion},"total":{prompt + completion}}},'
+                '"costDetails":{"input":0.002,"output":0.0012,"total":0.0032},'
+                f'"userId":"user-{i % 200}","metadata":{{"team":"team-{i % 12}","env":"prod"}},'
+                f'"level":"DEFAULT","statusMessage":null,"promptTokens":{prompt},"completionTokens":{completion}}}\n'
+            )
 
 
-def _run(source: str, path: Path, queue: multiprocessing.Queue[Result]) -> None:
+def _days(rows: int, per_bucket: int) -> list[int]:
+    return [int(START.timestamp()) + 86_400 * (b % 365) for b in range((rows + per_bucket - 1) // per_bucket)]
+
+
+def openai_usage_jsonl(path: Path, rows: int, per_bucket: int = 500) -> None:
+    """OpenAI /v1/organization/usage/completions pages (one per line), a day's bucket grouped by user."""
+    with path.open("w") as f:
+        for b, day in enumerate(_days(rows, per_bucket)):
+            results = ",".join(
+                '{"object":"organization.usage.completions.result",'
+                f'"input_tokens":{1000 + r * 7},"output_tokens":{200 + r},"input_cached_tokens":{r % 500},'
+                f'"input_audio_tokens":0,"output_audio_tokens":0,"num_model_requests":{1 + r % 9},'
+                f'"project_id":"proj_{r % 7}","user_id":"user-{b // 365}-{r}","api_key_id":"key_{r % 30}",'
+                f'"model":"{("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06")[r % 2]}",'
+                f'"batch":{("false", "true")[r % 5 == 0]},'
+                '"service_tier":"default"}'
+                for r in range(min(per_bucket, rows - b * per_bucket))
+            )
+            f.write(
+                f'{{"object":"page","data":[{{"object":"bucket","start_time":{day},"end_time":{day + 86_400},'
+                f'"results":[{results}]}}],"has_more":false,"next_page":null}}\n'
+            )
+
+
+def anthropic_usage_jsonl(path: Path, rows: int, per_bucket: int = 500) -> None:
+    """Anthropic /v1/organizations/usage_report/messages pages (one per line), a day's bucket by key."""
+    with path.open("w") as f:
+        for b, day in enumerate(_days(rows, per_bucket)):
+            start = datetime.fromtimestamp(day, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            end = datetime.fromtimestamp(day + 86_400, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            results = ",".join(
+                f'{{"uncached_input_tokens":{1000 + r * 7},"cache_creation":{{"ephemeral_1h_input_tokens":0,'
+                f'"ephemeral_5m_input_tokens":{r % 300}}},"cache_read_input_tokens":{r % 500},'
+                f'"output_tokens":{200 + r},"server_tool_use":{{"web_search_requests":0}},'
+                f'"api_key_id":"apikey_{b // 365}_{r}","workspace_id":"wrkspc_{r % 5}",'
+                f'"model":"{("claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022")[r % 2]}",'
+                '"service_tier":"standard","context_window":"0-200k"}'
+                for r in range(min(per_bucket, rows - b * per_bucket))
+            )
+            f.write(
+                f'{{"data":[{{"starting_at":"{start}","ending_at":"{end}","results":[{results}]}}],'
+                '"has_more":false,"next_page":null}\n'
+            )
+
+
+FOCUS_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "focus" / "focus_1.0_sample_1000.csv"
+
+
+def focus_csv(path: Path, rows: int) -> None:
+    """The FOCUS 1.0 sample's lines repeated to `rows`, each copy with its own ResourceId (distinct charges)."""
+    with FOCUS_SAMPLE.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        sample = list(reader)
+    column = header.index("ResourceId")
+    with path.open("w", newline="") as f:
+        out = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
+        out.writerow(header)
+        for i in range(rows):
+            line = list(sample[i % len(sample)])
+            line[column] = f"{line[column]}-copy{i // len(sample)}"
+            out.writerow(line)
+
+
+Result = tuple[str, str, int, float, float, float]
+
+
+def _run(source: str, path: Path, code: str | None, queue: multiprocessing.Queue[Result]) -> None:
+    import sys
+
+    if code:  # another checkout's package, ahead of this one
+        sys.path.insert(0, code)
     from tokenops.ingest import get_importer, run_import
     from tokenops.store import DuckDBLedger
 
     with tempfile.TemporaryDirectory() as tmp:
         ledger = DuckDBLedger(Path(tmp) / "ledger.duckdb")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = run_import(get_importer(source), [path], ledger)
-        seconds = time.perf_counter() - started
-        stored = ledger.query_rows("SELECT count(*) AS n FROM usage_events")[0]["n"]
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         ledger.close()
-    assert report.rejected == 0 and stored == report.imported == report.rows, report.summary()
+    assert report.rejected == 0 and report.imported == report.rows, report.summary()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((source, report.rows, seconds, peak_mb, path.stat().st_size, _parse_only(source, path)))
+    queue.put((source, "before" if code else "after", report.rows, seconds, cpu, peak_mb))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the LiteLLM and Bedrock logs")
+    parser.add_argument("--small-rows", type=int, default=200_000, help="rows of the other sources (0: skip them)")
+    parser.add_argument("--only", help="comma-separated importers to run")
+    parser.add_argument("--before", help="directory holding an older `tokenops` package to compare with")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
+    n, m = args.rows, args.small_rows
     files = {
-        "litellm": (OUT / f"litellm-spendlogs-{args.rows}.csv", litellm_csv),
-        "bedrock": (OUT / f"bedrock-invocations-{args.rows}.jsonl", bedrock_jsonl),
+        "litellm": (OUT / f"litellm-spendlogs-{n}.csv", litellm_csv, n),
+        "bedrock": (OUT / f"bedrock-invocations-{n}.jsonl", bedrock_jsonl, n),
+        "langfuse": (OUT / f"langfuse-observations-{m}.jsonl", langfuse_jsonl, m),
+        "openai-usage": (OUT / f"openai-usage-{m}.jsonl", openai_usage_jsonl, m),
+        "anthropic-usage": (OUT / f"anthropic-usage-{m}.jsonl", anthropic_usage_jsonl, m),
+        "focus": (OUT / f"focus-{m}.csv", focus_csv, m),
     }
-    for path, make in files.values():
+    chosen = args.only.split(",") if args.only else [name for name, (_, _, rows) in files.items() if rows]
+    for name in chosen:
+        path, make, rows = files[name]
         if not path.exists():
             started = time.perf_counter()
-            make(path, args.rows)
+            make(path, rows)
             print(f"generated {path} ({path.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - started:.1f} s")
     print(
-        f"{'importer':10} {'rows':>10} {'file MB':>8} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12} "
-        f"{'Arrow parse-only rows/s':>24}"
+        f"{'importer':16} {'code':6} {'rows':>10} {'file MB':>8} {'seconds':>8} {'CPU s':>7} {'rows/s':>10} "
+        f"{'rows/CPU s':>11} {'peak RSS MB':>12}"
     )
     context = multiprocessing.get_context("spawn")
-    for source, (path, _) in files.items():
-        queue: multiprocessing.Queue[Result] = context.Queue()
-        process = context.Process(target=_run, args=(source, path, queue))
-        process.start()
-        name, rows, seconds, peak, size, parse = queue.get()
-        process.join()
-        print(
-            f"{name:10} {rows:>10,} {size / 1e6:>8,.0f} {seconds:>8.1f} {rows / seconds:>10,.0f} {peak:>12,.0f} "
-            f"{rows / parse:>24,.0f}"
-        )
+    for name in chosen:
+        path = files[name][0]
+        for code in ([args.before] if args.before else []) + [None]:
+            queue: multiprocessing.Queue[Result] = context.Queue()
+            process = context.Process(target=_run, args=(name, path, code, queue))
+            process.start()
+            source, label, rows, seconds, cpu, peak = queue.get()
+            process.join()
+            print(
+                f"{source:16} {label:6} {rows:>10,} {path.stat().st_size / 1e6:>8,.0f} {seconds:>8.1f} {cpu:>7.1f} "
+                f"{rows / seconds:>10,.0f} {rows / cpu:>11,.0f} {peak:>12,.0f}",
+                flush=True,
+            )
     print(f"(machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
 from tokenops.events import TokenUsage
 from tokenops.ingest import run_import
@@ -146,6 +147,65 @@ def test_the_columnar_path_equals_the_line_by_line_path(tmp_path: Path) -> None:
 
 def test_chunks_with_anything_unusual_take_the_line_by_line_path(tmp_path: Path) -> None:
     clean = json.dumps(record(0))
-    for lines in ([clean, "", clean], [clean, json.dumps(record(1, errorCode="x"))], [clean, "[]"]):
+    unusual = [
+        [clean, "", clean],
+        [clean, "[]"],
+        [clean, json.dumps({k: v for k, v in record(1).items() if k != "requestId"})],
+        [clean, json.dumps({k: v for k, v in record(1).items() if k != "schemaType"})],
+        [clean, json.dumps(record(1, modelId=None))],
+        [clean, json.dumps(record(1, input={"inputTokenCount": "12"}))],
+        [clean, json.dumps(record(1, output={}))],  # a successful call must report its tokens
+    ]
+    for lines in unusual:
         (chunk,) = list(line_chunks(write(tmp_path / "x.jsonl", lines)))
-        assert fast_columns(chunk) is None
+        assert fast_columns(chunk) is None, lines[1]
+
+
+def test_failed_calls_and_profile_arns_stay_columnar_and_equal_the_line_by_line_path(tmp_path: Path) -> None:
+    records = [record(i) for i in range(12)]
+    records[2] = {k: v for k, v in record(2, errorCode="ThrottlingException").items() if k not in ("input", "output")}
+    records[3]["errorCode"] = "ValidationException"  # failed, but with usage
+    records[4]["errorCode"] = "  "  # blank: not a failure
+    records[5]["modelId"] = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0"
+    records[6]["identity"] = None
+    path = write(tmp_path / "mixed.jsonl", [json.dumps(r) for r in records])
+    (chunk,) = list(line_chunks(path))
+    columns = fast_columns(chunk)
+    assert columns is not None
+    fast = event_table(columns, RateBook(), SOURCE)
+    assert fast.equals(build_table([event_row(r) for r in records], RateBook(), SOURCE))
+    assert fast["status"].to_pylist()[2:5] == ["error", "error", "ok"]
+    assert fast["model"][5].as_py() == "us.amazon.nova-pro-v1:0"
+
+
+def test_a_file_with_bad_lines_interleaved_gives_the_same_ledger_as_the_line_by_line_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small chunks: clean ones take the columnar path, the others the line path; nothing differs."""
+    lines = [json.dumps(record(i, errorCode="Throttling") if i % 9 == 4 else record(i)) for i in range(150)]
+    for i in range(3, 150, 23):
+        lines[i] = lines[i].replace('"inputTokenCount": ', '"inputTokenCount": -')
+    lines[70] = "{not json"
+    lines[100] = ""
+    path = write(tmp_path / "log.jsonl", lines)
+    monkeypatch.setattr("tokenops.ingest.bedrock.CHUNK_BYTES", 8_000)
+    paths: list[bool] = []
+
+    def columnar(*args: Any) -> Any:
+        columns = fast_columns(*args)
+        paths.append(columns is not None)
+        return columns
+
+    monkeypatch.setattr("tokenops.ingest.bedrock.fast_columns", columnar)
+    query = "SELECT * FROM usage_events ORDER BY request_id"
+    with DuckDBLedger(":memory:") as ledger:
+        report = run_import(IMPORTER, [path], ledger)
+        fast = ledger.query(query)
+    assert any(paths) and not all(paths)  # both paths were taken
+    monkeypatch.setattr("tokenops.ingest.bedrock.fast_columns", lambda *args: None)
+    with DuckDBLedger(":memory:") as ledger:
+        slow_report = run_import(IMPORTER, [path], ledger)
+        slow = ledger.query(query)
+    assert [str(e) for e in report.errors] == [str(e) for e in slow_report.errors]
+    assert (report.rows, report.rejected) == (149, 8)
+    assert fast.equals(slow)

@@ -181,3 +181,58 @@ def test_coalesced_merges_small_batches_into_fewer_appends() -> None:
     merged = list(coalesced([batch(3, 10), batch(4, 20, error=True), batch(5, 30), batch(1, 40)], rows=8))
     assert [(b.rows, b.bytes_read, b.tables["t"].num_rows) for b in merged] == [(8, 20, 7), (6, 40, 6)]
     assert [str(e) for e in merged[0].errors] == ["f:20: bad"] and merged[1].errors == []
+
+
+class _FailingLedger(DuckDBLedger):
+    """A ledger whose second append fails, as a full disk or a lost server would."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.appends = 0
+
+    def append(self, table: str, data: pa.Table) -> int:
+        self.appends += 1
+        if self.appends == 2:
+            raise OSError("disk full")
+        return super().append(table, data)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batches:
+    """An importer yielding one single-row batch per line, then failing if the file says so."""
+
+    name: str = "batches"
+    description: str = "batches"
+    patterns: tuple[str, ...] = ("*.toy",)
+
+    def read(self, path: Path) -> Iterator[Batch]:
+        for line in path.read_text().splitlines():
+            if line == "boom":
+                raise ValueError("unreadable")
+            yield from _Toy().read(_one_line(path, line))
+
+
+def _one_line(path: Path, line: str) -> Path:
+    single = path.with_name(f"{path.name}.{line.partition(',')[0]}")
+    single.write_text(line + "\n")
+    return single
+
+
+def test_the_writer_thread_raises_the_ledgers_error_and_writes_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "a.toy"
+    path.write_text("".join(f"r{i},{i}\n" for i in range(6)))
+    with _FailingLedger() as ledger:
+        with pytest.raises(OSError, match="disk full"):
+            run_import(_Batches(), [path], ledger)
+        assert ledger.query_rows("SELECT request_id FROM usage_events") == [{"request_id": "r0"}]
+        assert ledger.appends == 2  # nothing written after the failure
+
+
+def test_batches_read_before_an_importer_error_are_written(tmp_path: Path) -> None:
+    path = tmp_path / "a.toy"
+    path.write_text("r0,1\nr1,2\nboom\nr3,4\n")
+    with DuckDBLedger(":memory:") as ledger:
+        with pytest.raises(ValueError, match="unreadable"):
+            run_import(_Batches(), [path], ledger)
+        rows = ledger.query_rows("SELECT request_id FROM usage_events ORDER BY 1")
+    assert rows == [{"request_id": "r0"}, {"request_id": "r1"}]

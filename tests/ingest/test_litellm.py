@@ -205,6 +205,36 @@ def test_the_columnar_path_equals_the_record_by_record_path(tmp_path: Path) -> N
     ]
 
 
+def test_columnar_tags_equal_the_record_by_record_tags(tmp_path: Path) -> None:
+    """Tags are serialised once per group and filled in by Arrow: every precedence and escape as `_tags`."""
+    rows = [row(i, session_id=f"sess-{i % 4}") for i in range(30)]
+    rows[1].update(session_id='say "hi"', spend="1\\2")  # JSON escapes: serialised row by row
+    rows[2].update(session_id="multi\nline", spend="")  # a quoted newline, no spend
+    rows[3].update(request_tags='["litellm_spend:override", "session_id:tag", "env:tag"]')
+    rows[4]["metadata"] = json.dumps({"spend_logs_metadata": {"session_id": "meta", "n": 1, "d": {"a": [1]}}})
+    rows[5].update(request_tags="[]", spend="", session_id="")
+    rows[6]["metadata"] = json.dumps({"spend_logs_metadata": {}, "user_api_key_alias": "é-ünïcode"})
+    rows[7].update(metadata="", request_tags="", spend="", session_id="")  # no tags at all: null
+    rows[8]["session_id"] = "\ue000litellm_spend\ue000"  # the template's own stand-in, as data
+    path = write_csv(tmp_path / "spend_logs.csv", rows)
+    (chunk,) = list(line_chunks(path, quoted=True, skip=1))
+    columns = fast_columns(chunk, HEADER)
+    assert columns is not None
+    slow = build_table([event_row({k: str(v) for k, v in r.items()}) for r in rows], RateBook(), SOURCE)
+    assert columns.tags.to_pylist() == slow["tags"].to_pylist()
+    assert columns.tags[7].as_py() is None and json.loads(columns.tags[1].as_py())["session_id"] == 'say "hi"'
+
+
+def test_a_malformed_request_tags_list_is_named_by_line(tmp_path: Path) -> None:
+    rows = [row(i) for i in range(6)]
+    rows[2]["request_tags"] = '["prod", '
+    path = write_csv(tmp_path / "spend_logs.csv", rows)
+    with DuckDBLedger(":memory:") as ledger:
+        report = run_import(IMPORTER, [path], ledger)
+    assert (report.imported, report.rejected) == (5, 1)
+    assert str(report.errors[0]).startswith(f"{path}:4: request_tags is not valid JSON")
+
+
 def test_columnar_prices_equal_the_pricer_row_by_row() -> None:
     """Every row's cost components, as stored, equal Pricer.price quantised to 12 decimals."""
     rnd = random.Random(6)
@@ -320,3 +350,37 @@ def test_the_cli_reads_a_postgresql_url(spend_table: tuple[Any, str], tmp_path: 
     assert result.exit_code == 1, result.output
     assert f"{url}:2: prompt_tokens is -1, expected a whole number of tokens >= 0" in result.output
     assert "1 imported" in result.output
+
+
+def test_a_file_with_bad_rows_interleaved_gives_the_same_ledger_as_the_record_by_record_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small chunks: clean ones take the columnar path, the others the record path; nothing differs."""
+    rows = [row(i, session_id=f"s-{i % 3}", metadata=row(i)["metadata"] if i % 11 else "") for i in range(120)]
+    for i in range(0, 120, 17):
+        rows[i]["prompt_tokens"] = "-5"
+    rows[40]["messages"] = "quoted\nnewline"
+    rows[41].update(status="failure", metadata=json.dumps({"error_information": {"error_code": "500"}}))
+    rows[90]["request_tags"] = "not json"
+    path = write_csv(tmp_path / "spend_logs.csv", rows)
+    monkeypatch.setattr("tokenops.ingest.litellm.CHUNK_BYTES", 6_000)  # a few rows per chunk
+    paths: list[bool] = []
+
+    def columnar(*args: Any) -> Any:
+        columns = fast_columns(*args)
+        paths.append(columns is not None)
+        return columns
+
+    monkeypatch.setattr("tokenops.ingest.litellm.fast_columns", columnar)
+    query = "SELECT * FROM usage_events ORDER BY request_id"
+    with DuckDBLedger(":memory:") as ledger:
+        report = run_import(IMPORTER, [path], ledger)
+        fast = ledger.query(query)
+    assert any(paths) and not all(paths)  # both paths were taken
+    monkeypatch.setattr("tokenops.ingest.litellm.fast_columns", lambda *args: None)
+    with DuckDBLedger(":memory:") as ledger:
+        slow_report = run_import(IMPORTER, [path], ledger)
+        slow = ledger.query(query)
+    assert [str(e) for e in report.errors] == [str(e) for e in slow_report.errors]
+    assert (report.rows, report.imported, report.rejected) == (120, 111, 9)
+    assert fast.equals(slow)

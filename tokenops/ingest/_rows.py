@@ -217,46 +217,71 @@ def line_chunks(path: Path, size: int = 8 << 20, *, quoted: bool = False, skip: 
             a chunk, so every chunk holds whole records.
         skip: Lines at the top to leave out (a CSV header the caller read itself).
     """
-    counter = _Counting(path.open("rb"))
-    raw: IO[bytes] = io.BufferedReader(counter, buffer_size=1 << 20)
-    if path.suffix == ".gz":
-        raw = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
-    with raw:
-        carry = raw.read(3)
+    with _Source(path) as source:
+        carry = source.read(3)
         if carry == b"\xef\xbb\xbf":
             carry = b""
         line = 1
         for _ in range(skip):
             while b"\n" not in carry:
-                more = raw.read(1 << 16)
+                more = source.read(1 << 16)
                 if not more:
                     return
                 carry += more
             carry = carry[carry.index(b"\n") + 1 :]
             line += 1
         while True:
-            data = raw.read(size)
-            buffer, carry = carry + data, b""
+            data = source.read(size)
             if not data:
-                if buffer:
-                    yield Chunk(buffer, line, buffer.count(b"\n"), counter.count)
+                if carry:
+                    yield Chunk(carry, line, carry.count(b"\n"), source.position)
                 return
-            cut = _boundary(buffer, quoted)
+            cut = _boundary(carry, data, quoted)
             if cut < 0:
-                carry = buffer  # no complete line yet: read on
+                carry += data  # no complete line yet: read on
                 continue
-            whole, carry = buffer[: cut + 1], buffer[cut + 1 :]
+            whole = b"".join((carry, memoryview(data)[: cut + 1]))  # one copy of the chunk, not several
+            carry = data[cut + 1 :]
             newlines = whole.count(b"\n")
-            yield Chunk(whole, line, newlines, counter.count)
+            yield Chunk(whole, line, newlines, source.position)
             line += newlines
 
 
-def _boundary(buffer: bytes, quoted: bool) -> int:
-    """Index of the last newline that ends a record (-1 if none)."""
-    cut = buffer.rfind(b"\n")
-    if quoted:
-        while cut >= 0 and buffer.count(b'"', 0, cut) % 2:  # inside a quoted field: look further back
-            cut = buffer.rfind(b"\n", 0, cut)
+class _Source:
+    """A file's bytes (gunzipped if `.gz`) and how much of the file on disk has been read."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb", buffering=0)
+        self._counter: _Counting | None = None
+        self._stream: IO[bytes] = self._file
+        if path.suffix == ".gz":
+            self._counter = _Counting(self._file)
+            self._stream = gzip.GzipFile(fileobj=io.BufferedReader(self._counter, buffer_size=1 << 20))  # type: ignore[assignment]
+
+    def __enter__(self) -> _Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
+        self._file.close()
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes (fewer only at the end)."""
+        return self._stream.read(size)
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file on disk consumed so far."""
+        return self._counter.count if self._counter is not None else self._file.tell()
+
+
+def _boundary(carry: bytes, data: bytes, quoted: bool) -> int:
+    """Index in `data` of the last newline that ends a record of `carry + data` (-1 if none)."""
+    cut = data.rfind(b"\n")
+    if quoted and cut >= 0:
+        before = carry.count(b'"')
+        while cut >= 0 and (before + data.count(b'"', 0, cut)) % 2:  # inside a quoted field: look further back
+            cut = data.rfind(b"\n", 0, cut)
     return cut
 
 

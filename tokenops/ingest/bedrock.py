@@ -193,22 +193,23 @@ def fast_columns(chunk: Chunk) -> Columns | None:
     if n != expected or not n:  # a blank line shifts line numbers: let the slow path count them
         return None
     inputs, outputs = table["input"].combine_chunks(), table["output"].combine_chunks()
-    counts = [
-        inputs.field("inputTokenCount"),
-        inputs.field("cacheReadInputTokenCount"),
-        inputs.field("cacheWriteInputTokenCount"),
-        outputs.field("outputTokenCount"),
+    counts = [  # struct_field, not .field: an absent `input` leaves its children null
+        pc.struct_field(inputs, "inputTokenCount"),
+        pc.struct_field(inputs, "cacheReadInputTokenCount"),
+        pc.struct_field(inputs, "cacheWriteInputTokenCount"),
+        pc.struct_field(outputs, "outputTokenCount"),
     ]
-    request_id, model_ids, error = table["requestId"], table["modelId"], table["errorCode"]
-    clean = (
-        pc.all(pc.equal(table["schemaType"], SCHEMA_TYPE)).as_py()
-        and pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(request_id)), 0)).as_py()
-        and pc.all(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(model_ids)), 0)).as_py()
-        and error.null_count == n
-        and counts[0].null_count == 0
-        and counts[3].null_count == 0
+    request_id = pc.utf8_trim_whitespace(table["requestId"].combine_chunks())
+    # an inference-profile ARN is priced by the model id at its end (`model_id`)
+    model = pc.replace_substring_regex(pc.utf8_trim_whitespace(table["modelId"].combine_chunks()), r"(?s)^arn:.*/", "")
+    error = _blank_to_null(table["errorCode"].combine_chunks())
+    failed = error.is_valid()  # a failed call may have no usage at all
+    clean = (  # a null anywhere makes a test null, not true: the slow path names the row
+        pc.all(pc.equal(table["schemaType"], SCHEMA_TYPE), skip_nulls=False).as_py()
+        and pc.all(pc.greater(pc.utf8_length(request_id), 0), skip_nulls=False).as_py()
+        and pc.all(pc.greater(pc.utf8_length(model), 0), skip_nulls=False).as_py()
+        and pc.all(pc.or_(failed, pc.and_(counts[0].is_valid(), counts[3].is_valid()))).as_py()
         and all(pc.min(c).as_py() is None or pc.min(c).as_py() >= 0 for c in counts)
-        and not pc.any(pc.match_substring(model_ids, "arn:")).as_py()
     )
     if not clean:
         return None
@@ -221,23 +222,22 @@ def fast_columns(chunk: Chunk) -> Columns | None:
     uncached, read, write, output = (np.nan_to_num(c.to_numpy(zero_copy_only=False)).astype(np.int64) for c in counts)
     token_counts = np.zeros((len(FIELDS), n), dtype=np.int64)
     token_counts[0], token_counts[1], token_counts[2], token_counts[4] = uncached + read + write, read, write, output
-    model = model_ids.combine_chunks()
     strings = pa.nulls(n, pa.string())
     return Columns(
-        request_id=pc.utf8_trim_whitespace(request_id).combine_chunks(),
+        request_id=request_id,
         ts_us=ts.cast(pa.int64()).to_numpy(),
         provider=pa.array(np.full(n, "aws", dtype=object), pa.string()),
-        model=pc.utf8_trim_whitespace(model),
+        model=model,
         model_requested=strings,
         operation=pc.if_else(pc.match_substring(model, "embed"), "embeddings", "chat"),
         counts=token_counts,
         batch=np.zeros(n, dtype=bool),
-        status=pa.array(np.full(n, "ok", dtype=object), pa.string()),
-        error_type=strings,
+        status=pc.if_else(failed, "error", "ok"),
+        error_type=error,
         latency_ms=pa.nulls(n, pa.float64()),
         ttft_ms=pa.nulls(n, pa.float64()),
         api_key_id=strings,
-        user_id=_blank_to_null(table["identity"].combine_chunks().field("arn")),
+        user_id=_blank_to_null(pc.struct_field(table["identity"].combine_chunks(), "arn")),
         team=strings,
         customer=strings,
         tags=_with_request_metadata(

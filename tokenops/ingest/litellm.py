@@ -45,6 +45,7 @@ from tokenops.ingest._events import (
     usage_problem,
     whole_numbers,
 )
+from tokenops.ingest._litellm_metadata import read_metadata, tag_texts
 from tokenops.ingest._rows import (
     Batch,
     Chunk,
@@ -145,13 +146,18 @@ class LiteLLMImporter:
         yield from coalesced(self._chunks(path, header, RateBook(self.pricer)), APPEND_ROWS)
 
     def _chunks(self, path: Path, header: list[str], rates: RateBook) -> Iterator[Batch]:
-        for chunk in line_chunks(path, CHUNK_BYTES, quoted=True, skip=1):
-            columns = fast_columns(chunk, header)
-            if columns is not None:
-                table = event_table(columns, rates, SOURCE)
-                yield Batch(tables={"usage_events": table}, rows=table.num_rows, bytes_read=chunk.position)
-            else:
-                yield _slow(chunk, header, path, rates)
+        with duckdb.connect() as conn:  # one for the whole file: opening one costs ~20 ms
+            for chunk in line_chunks(path, CHUNK_BYTES, quoted=True, skip=1):
+                yield self._chunk(chunk, header, path, rates, conn)
+
+    def _chunk(
+        self, chunk: Chunk, header: list[str], path: Path, rates: RateBook, conn: duckdb.DuckDBPyConnection
+    ) -> Batch:
+        columns = fast_columns(chunk, header, conn)
+        if columns is None:
+            return _slow(chunk, header, path, rates)
+        table = event_table(columns, rates, SOURCE)
+        return Batch(tables={"usage_events": table}, rows=table.num_rows, bytes_read=chunk.position)
 
     def read_location(self, location: str) -> Iterator[Batch]:
         """Stream the spend-logs table at a `postgresql://` URL (`?table=schema.name` to pick it)."""
@@ -390,7 +396,7 @@ def _pairs(request_tags: list[object]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def fast_columns(chunk: Chunk, header: list[str]) -> Columns | None:
+def fast_columns(chunk: Chunk, header: list[str], conn: duckdb.DuckDBPyConnection | None = None) -> Columns | None:
     """A chunk of the CSV parsed by Arrow into columns; None when any row needs the record-by-record path.
 
     Only `metadata` and the small columns `extras` reads are handled row by row (shared with the
@@ -433,8 +439,13 @@ def fast_columns(chunk: Chunk, header: list[str]) -> Columns | None:
         or not start[1].all()
     ):
         return None
-    small = {name: col(name) for name in _EXTRAS}
-    found = _metadata(small)
+    small = {name: col(name) for name in _EXTRAS if name != "metadata"}
+    small["metadata"] = table["metadata"].combine_chunks() if "metadata" in table.column_names else blank
+    if conn is None:
+        with duckdb.connect() as own:
+            found = _metadata(small, own)
+    else:
+        found = _metadata(small, conn)
     if found is None:
         return None
     read, write, reasoning, status, error_type, meta_user, meta_team, tags = found
@@ -455,124 +466,63 @@ def fast_columns(chunk: Chunk, header: list[str]) -> Columns | None:
         operation=per_distinct(pc.if_else(pc.equal(col("call_type"), ""), "completion", col("call_type")), _operation),
         counts=counts,
         batch=np.zeros(n, dtype=bool),
-        status=pa.array(status, pa.string()),
-        error_type=pa.array(error_type, pa.string()),
+        status=status,
+        error_type=error_type,
         latency_ms=pa.array(latency, pa.float64(), from_pandas=True),
         ttft_ms=pa.array(ttft, pa.float64(), from_pandas=True),
         api_key_id=null_blank(col("api_key")),
-        user_id=pc.coalesce(null_blank(col("user")), pa.array(meta_user, pa.string())),
-        team=pc.coalesce(null_blank(col("team_id")), pa.array(meta_team, pa.string())),
+        user_id=pc.coalesce(null_blank(col("user")), meta_user),
+        team=pc.coalesce(null_blank(col("team_id")), meta_team),
         customer=null_blank(col("end_user")),
-        tags=pa.array([tags_json(t) for t in tags], pa.string()),
+        tags=tags,
     )
 
 
 _EXTRAS = ("metadata", "request_tags", "spend", "session_id", "status", "cache_hit")
-_SHAPE = {  # JSON types a metadata path may have for DuckDB to read it; other rows go through `extras`
-    "$": ("OBJECT",),
-    "$.usage_object": ("NULL",),
-    "$.additional_usage_values": ("NULL", "OBJECT"),
-    "$.additional_usage_values.cache_read_input_tokens": ("NULL", "UBIGINT"),
-    "$.additional_usage_values.cache_creation_input_tokens": ("NULL", "UBIGINT"),
-    "$.additional_usage_values.prompt_tokens_details": ("NULL", "OBJECT"),
-    "$.additional_usage_values.prompt_tokens_details.cached_tokens": ("NULL", "UBIGINT"),
-    "$.additional_usage_values.completion_tokens_details": ("NULL", "OBJECT"),
-    "$.additional_usage_values.completion_tokens_details.reasoning_tokens": ("NULL", "UBIGINT"),
-    "$.status": ("NULL", "VARCHAR"),
-    "$.user_api_key_user_id": ("NULL", "VARCHAR"),
-    "$.user_api_key_team_id": ("NULL", "VARCHAR"),
-    "$.user_api_key_alias": ("NULL", "VARCHAR"),
-    "$.spend_logs_metadata": ("NULL", "OBJECT"),
-}
-_USAGE = "$.additional_usage_values"
-_PATHS = list(_SHAPE)
-_COUNTS = [
-    f"{_USAGE}.cache_read_input_tokens",
-    f"{_USAGE}.prompt_tokens_details.cached_tokens",
-    f"{_USAGE}.cache_creation_input_tokens",
-    f"{_USAGE}.completion_tokens_details.reasoning_tokens",
-]
-_TEXTS = ["$.status", "$.user_api_key_user_id", "$.user_api_key_team_id", "$.user_api_key_alias"]
-_SIMPLE = " AND ".join(
-    "coalesce(t[{}], 'NULL') IN ({})".format(i + 1, ", ".join(f"'{kind}'" for kind in kinds))
-    for i, kinds in enumerate(_SHAPE.values())
-)
-# every json_* call parses the document again: one call per kind of value, with a list of paths
-_METADATA_SQL = f"""
-SELECT
-    {_SIMPLE} AS simple,
-    coalesce(c[1]::UBIGINT, c[2]::UBIGINT, 0) AS read,
-    coalesce(c[3]::UBIGINT, 0) AS write,
-    coalesce(c[4]::UBIGINT, 0) AS reasoning,
-    s[1] AS status, s[2] AS user, s[3] AS team, s[4] AS alias,
-    json_extract(j, '$.spend_logs_metadata')::VARCHAR AS custom
-FROM (
-    SELECT j, json_type(j, {_PATHS}) AS t, json_extract(j, {_COUNTS}) AS c, json_extract_string(j, {_TEXTS}) AS s
-    FROM (SELECT CASE WHEN metadata = '' THEN '{{}}' ELSE metadata END AS j FROM batch)
-)
-"""
 
 
-def _metadata(small: dict[str, pa.Array]) -> tuple[Any, ...] | None:
+def _metadata(small: dict[str, pa.Array], conn: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
     """`extras` for every row: DuckDB reads the usual metadata shape, `extras` the rest (and says what is wrong).
 
     None when a row is bad: the record-by-record path names it.
     """
-    with duckdb.connect() as conn:
-        conn.register("batch", pa.table({"metadata": small["metadata"]}))
-        relation = conn.sql(_METADATA_SQL)
-        assert relation is not None
-        try:
-            got = relation.to_arrow_table()
-        except duckdb.InvalidInputException:  # malformed JSON somewhere: the slow path names the row
-            return None
-    trimmed = {
-        name: pc.utf8_trim_whitespace(got[name].combine_chunks()) for name in ("status", "user", "team", "alias")
-    }
-    status_text = pc.utf8_lower(
-        pc.coalesce(null_blank(small["status"]), null_blank(trimmed["status"]), pa.scalar("success"))
-    )
-    simple = pc.and_(got["simple"].combine_chunks(), pc.not_equal(status_text, "failure")).to_numpy(
-        zero_copy_only=False
-    )
+    got = read_metadata(small["metadata"], conn)
+    if got is None:
+        return None
+    text = {name: null_blank(pc.utf8_trim_whitespace(got[name].combine_chunks())) for name in _METADATA_TEXTS}
+    status_text = pc.utf8_lower(pc.coalesce(null_blank(small["status"]), text["status"], pa.scalar("success")))
+    simple = pc.and_(got["simple"].combine_chunks(), pc.not_equal(status_text, "failure"))
     status = pc.if_else(pc.equal(pc.utf8_lower(small["cache_hit"]), "true"), "cached", "ok")
     counts = [got[name].to_numpy().astype(np.int64) for name in ("read", "write", "reasoning")]
-    status_list = status.to_pylist()
-    error_list: list[str | None] = [None] * len(simple)
-    user, team = null_blank(trimmed["user"]).to_pylist(), null_blank(trimmed["team"]).to_pylist()
-    tags = _tag_dicts(small, got["custom"].to_pylist(), null_blank(trimmed["alias"]).to_pylist())
-    rows = {name: small[name].to_pylist() for name in _EXTRAS} if not simple.all() else {}
-    for i in np.flatnonzero(~simple).tolist():
+    try:
+        tags = tag_texts(
+            got["custom"].combine_chunks(),
+            small["request_tags"],
+            text["alias"],
+            small["spend"],
+            small["session_id"],
+            _tag_pairs,
+        )
+    except Invalid:  # a malformed request_tags list: the slow path names the row
+        return None
+    columns = [status, pa.nulls(len(status), pa.string()), text["user"], text["team"], tags]
+    unusual = np.flatnonzero(~simple.to_numpy(zero_copy_only=False)).tolist()
+    if not unusual:
+        return (*counts, *columns)
+    rows = {name: small[name].to_pylist() for name in _EXTRAS}
+    lists = [column.to_pylist() for column in columns]
+    for i in unusual:
         try:
             more = extras({name: rows[name][i] for name in _EXTRAS})
         except Invalid:
             return None
         counts[0][i], counts[1][i], counts[2][i] = more[0], more[1], more[2]
-        status_list[i], error_list[i], user[i], team[i], tags[i] = more[3], more[4], more[5], more[6], more[7]
-    return (*counts, status_list, error_list, user, team, tags)
+        for values, value in zip(lists, (*more[3:7], tags_json(more[7])), strict=True):
+            values[i] = value
+    return (*counts, *(pa.array(values, pa.string()) for values in lists))
 
 
-def _tag_dicts(small: dict[str, pa.Array], custom: list[str | None], alias: list[str | None]) -> list[Any]:
-    """The tags `_tags` gives, built from memoised parts: tag lists and custom metadata repeat."""
-    parsed: dict[str | None, tuple[tuple[str, str], ...]] = {}
-    out: list[Any] = []
-    spend = null_blank(small["spend"]).to_pylist()
-    session = null_blank(small["session_id"]).to_pylist()
-    for text, tags_text, amount, key_alias, session_id in zip(
-        custom, small["request_tags"].to_pylist(), spend, alias, session, strict=True
-    ):
-        if text not in parsed:
-            values = orjson.loads(text) if text else None
-            pairs = values.items() if isinstance(values, dict) else ()
-            parsed[text] = tuple((str(k), str(v)) for k, v in pairs if v is not None)
-        tags = dict(parsed[text])
-        if tags_text:
-            tags.update(_tag_pairs(tags_text))
-        for key, value in (("litellm_spend", amount), ("key_alias", key_alias), ("session_id", session_id)):
-            if value is not None:
-                tags[key] = value
-        out.append(tags or None)
-    return out
+_METADATA_TEXTS = ("status", "user", "team", "alias")
 
 
 def _provider_models(providers: pa.Array, models: pa.Array) -> tuple[pa.Array, pa.Array]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, TypeGuard
@@ -140,16 +142,62 @@ def run_import(
     sizes = [_size(importer, f) for f in files]
     total = sum(sizes)
     done = 0
-    for file, size in zip(files, sizes, strict=True):
-        batches = importer.read(file) if isinstance(file, Path) else _location_batches(importer, file)
-        for batch in batches:
-            _write(batch, ledger, report)
-            if progress is not None and batch.bytes_read:
-                progress(done + min(batch.bytes_read, size), total)
-        done += size
-        if progress is not None:
-            progress(done, total)
+    with _Writer(ledger, report) as writer:
+        for file, size in zip(files, sizes, strict=True):
+            batches = importer.read(file) if isinstance(file, Path) else _location_batches(importer, file)
+            for batch in batches:
+                writer.put(batch)
+                if progress is not None and batch.bytes_read:
+                    progress(done + min(batch.bytes_read, size), total)
+            done += size
+            if progress is not None:
+                progress(done, total)
     return report
+
+
+class _Writer:
+    """Writes batches to the ledger on its own thread while the next one is parsed.
+
+    Parsing (Python, Arrow) and the ledger's bulk load (DuckDB, a database server) both release
+    the GIL for most of their work, so on two cores they overlap. The queue holds one batch: memory
+    stays at about three batches (one written, one waiting, one being read) whatever the file size.
+    Batches are written in order; the first error the ledger raises stops the import and is
+    raised from `put` or on exit. Batches read before an importer error are still written.
+    """
+
+    def __init__(self, ledger: Ledger, report: ImportReport) -> None:
+        self._ledger, self._report = ledger, report
+        self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="tokenops-import-writer", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self._thread.start()
+        return self
+
+    def put(self, batch: Batch) -> None:
+        """Queue a batch (waits while the previous one is still queued)."""
+        self._raise_failure()
+        self._queue.put(batch)
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if kind is None:  # else the reader's own error is the one to see
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._failed is not None:
+                continue  # drain: the reader learns of the failure at its next put or on exit
+            try:
+                _write(batch, self._ledger, self._report)
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, raised there
+                self._failed = exc
 
 
 def _location_batches(importer: Importer, url: str) -> Iterator[Batch]:
