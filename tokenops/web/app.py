@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
+from starlette.routing import Router as StarletteRouter
+from starlette.types import Receive, Scope, Send
 
 from tokenops.cache import open_cache
 from tokenops.config import Settings
@@ -23,13 +25,54 @@ from tokenops.pricing import Pricer
 from tokenops.route import Router
 from tokenops.store import Ledger, open_ledger
 from tokenops.store.writer import LedgerWriter
-from tokenops.web import admin, api, api_anomalies, api_kpis, api_planning, api_yield, ingest, otlp, outcomes
 from tokenops.web.access import exception_handlers
-from tokenops.web.dashboard import dashboard_routes
 from tokenops.web.session import Signer, load_secret
 from tokenops.web.users import user_store
 
 log = logging.getLogger(__name__)
+
+
+def api_routes() -> list[BaseRoute]:
+    """The JSON API, the ingest endpoints and the dashboard pages."""
+    from tokenops.web import admin, api, api_anomalies, api_kpis, api_planning, api_yield, ingest, otlp, outcomes
+    from tokenops.web.dashboard import dashboard_routes
+
+    return [
+        *dashboard_routes(),
+        *api.routes,
+        *api_yield.routes,
+        *api_kpis.routes,
+        *api_planning.routes,
+        *api_anomalies.routes,
+        *ingest.routes,
+        *otlp.routes,
+        *outcomes.routes,
+        *admin.routes,
+    ]
+
+
+class DeferredRoutes:
+    """Everything but the gateway, imported on its first request.
+
+    The analytics behind the pages bring numpy, SQLGlot and the report code: a gateway replica that
+    nobody opens the dashboard on should not carry them (tens of MB per process).
+    """
+
+    def __init__(self) -> None:
+        self._router: StarletteRouter | None = None
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The routes, for `url_for` (loads them)."""
+        return self._load().routes
+
+    def _load(self) -> StarletteRouter:
+        if self._router is None:
+            self._router = StarletteRouter(routes=api_routes())
+        return self._router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._load()(scope, receive, send)
 
 
 def key_store(settings: Settings) -> KeyStore:
@@ -101,17 +144,8 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
     app = Starlette(
         routes=[
             *gateway_routes(gateway),  # first: the hot path should not be matched against every page
-            *dashboard_routes(),
-            *api.routes,
-            *api_yield.routes,
-            *api_kpis.routes,
-            *api_planning.routes,
-            *api_anomalies.routes,
-            *ingest.routes,
-            *otlp.routes,
-            *outcomes.routes,
-            *admin.routes,
             *mounts,
+            Mount("", app=DeferredRoutes()),
         ],
         lifespan=lifespan,
         exception_handlers=exception_handlers,
