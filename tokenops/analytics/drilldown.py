@@ -35,6 +35,7 @@ _RUN_COLUMNS = """
 def workflow_runs(ledger: Ledger, workflow: str, filters: Filters = EVERYTHING, *, limit: int = 100) -> Rows:
     """A workflow's task runs, most expensive first, with their status from `task_runs` when known."""
     where, params = filters.where()
+    # the costliest first, then their status: look up `limit` runs in task_runs, not every run of the workflow
     return ledger.query_rows(
         f"""
         WITH runs AS (
@@ -42,11 +43,11 @@ def workflow_runs(ledger: Ledger, workflow: str, filters: Filters = EVERYTHING, 
             FROM usage_events e
             WHERE {where} AND e.workflow = ? AND e.task_run_id IS NOT NULL
             GROUP BY e.task_run_id
-        )
-        SELECT runs.*, t.status
-        FROM runs LEFT JOIN task_runs t USING (task_run_id)
-        ORDER BY runs.cost DESC, runs.task_run_id
-        LIMIT {int(limit)}
+        ),
+        costliest AS (SELECT * FROM runs ORDER BY cost DESC, task_run_id LIMIT {int(limit)})
+        SELECT costliest.*, t.status
+        FROM costliest LEFT JOIN task_runs t USING (task_run_id)
+        ORDER BY costliest.cost DESC, costliest.task_run_id
         """,
         [*params, workflow],
     )

@@ -125,10 +125,19 @@ def _calls_sql(dimensions: Sequence[str], grain: str | None, where: str, hours: 
     """
 
 
-def _runs_sql(dimensions: Sequence[str], grain: str | None, where: str, escalated: str) -> str:
+def _runs_sql(
+    dimensions: Sequence[str], grain: str | None, where: str, escalated: str, quantile: float | None = None
+) -> str:
     keys = group_keys(dimensions, grain)
     names = _names(dimensions, grain)
     outer = [f"r.{n}" for n in names]
+    # the distribution of tokens per run, as `spend.tokens_per_task` computes it, from the same per-run rows
+    spread = (
+        f"""avg(r.tokens) AS mean_tokens, quantile_cont(r.tokens, 0.5) AS median_tokens,
+            quantile_cont(r.tokens, {float(quantile)}) AS p_tokens, avg(r.cost)::DECIMAL(38,12) AS mean_cost,"""
+        if quantile is not None
+        else ""
+    )
     return f"""
         WITH per_run AS (
             SELECT {"".join(k + ", " for k in keys)} task_run_id,
@@ -144,6 +153,7 @@ def _runs_sql(dimensions: Sequence[str], grain: str | None, where: str, escalate
             GROUP BY {", ".join(str(i + 1) for i in range(len(keys) + 1))}
         )
         SELECT {"".join(o + ", " for o in outer)}
+            {spread}
             count(*) AS task_runs,
             sum(r.calls) AS run_calls,
             sum(r.tokens) AS run_tokens,
@@ -183,14 +193,23 @@ def _totals_sql(dimensions: Sequence[str], grain: str | None, whole: str) -> str
 
 
 def _runs(
-    ledger: Ledger, dimensions: Sequence[str], grain: str | None, filters: Filters, pairs: list[tuple[str, str]]
+    ledger: Ledger,
+    dimensions: Sequence[str],
+    grain: str | None,
+    filters: Filters,
+    pairs: list[tuple[str, str]],
+    quantile: float | None = None,
 ) -> list[dict[str, object]]:
-    """Per-run KPIs per group: whole runs from their stored totals, the others (and escalation) from calls."""
+    """Per-run KPIs per group: whole runs from their stored totals, the others (and escalation) from calls.
+
+    With `quantile` (a distribution of tokens per run, which partial totals cannot give) every run
+    is grouped from its calls.
+    """
     where, params = filters.where()
     escalated = " OR ".join(["(model_requested = ? AND model = ?)"] * len(pairs)) or "FALSE"
     pair_params: list[object] = list(sum(pairs, ()))
-    if not usable(ledger, dimensions, filters):
-        return ledger.query_rows(_runs_sql(dimensions, grain, where, escalated), [*pair_params, *params])
+    if quantile is not None or not usable(ledger, dimensions, filters):
+        return ledger.query_rows(_runs_sql(dimensions, grain, where, escalated, quantile), [*pair_params, *params])
     split = run_split(dimensions, grain, filters)
     parts = [ledger.query_rows(_totals_sql(dimensions, grain, split.whole), split.whole_params)]
     if split_runs(ledger, split):
@@ -268,6 +287,8 @@ def outcome_value_sql(dimensions: Sequence[str], grain: str | None, filters: Fil
 
 
 MONEY = pa.decimal128(38, 12)
+_SPREAD = ("mean_tokens", "median_tokens", "p_tokens", "mean_cost")
+"""The tokens-per-run distribution columns `kpis(run_quantile=...)` adds."""
 _PICO = Decimal("1e-12")
 _COUNTS = ("events", "unpriced_events", "unpriced_tokens", "input_tokens", "cached_input_tokens", "output_tokens",
            "reasoning_tokens", "tokenops_cache_hits", "users", "customers", "task_runs", "completed_runs",
@@ -296,13 +317,21 @@ def kpis(
     grain: str | None = None,
     filters: Filters = EVERYTHING,
     anomalous_hours: AnomalousHours | None = None,
+    run_quantile: float | None = None,
 ) -> pa.Table:
-    """Every TokenOps KPI per group of `dimensions` (and `grain` bucket), costliest first."""
+    """Every TokenOps KPI per group of `dimensions` (and `grain` bucket), costliest first.
+
+    `run_quantile` adds the distribution of tokens per task run (`mean_tokens`, `median_tokens`,
+    `p_tokens` at that quantile, `mean_cost`): the numbers of `spend.tokens_per_task`, from the
+    same pass over the calls, for pages that show both (grouping 10M calls by run is the costly part).
+    """
     check_dimensions(dimensions, grain)
+    if run_quantile is not None and not 0 < run_quantile < 1:
+        raise ValueError(f"quantile must be between 0 and 1, got {run_quantile!r}")
     where, params = filters.where()
     names = _names(dimensions, grain)
     calls = ledger.query_rows(_calls_sql(dimensions, grain, where, anomalous_hours is not None), params)
-    runs = _runs(ledger, dimensions, grain, filters, escalation_pairs(ledger, filters))
+    runs = _runs(ledger, dimensions, grain, filters, escalation_pairs(ledger, filters), run_quantile)
     value_dims = not {"model", "feature"} & set(dimensions) and filters.model is None
     values: list[dict[str, object]] = []
     if value_dims:
@@ -314,10 +343,16 @@ def kpis(
             by_key.setdefault(tuple(row[n] for n in names), {}).update(row)
     flagged = anomalous_hours(ledger, dimensions, grain, filters) if anomalous_hours else None
     rows = [_kpi_row(row, names, value_dims, flagged, key) for key, row in by_key.items()]
+    if run_quantile is not None:
+        for row, source in zip(rows, by_key.values(), strict=True):
+            row.update({n: source.get(n) for n in _SPREAD})
     # ties (groups with the same cost) in a fixed order, not the order the queries happened to return
     rows.sort(key=lambda r: [(v is not None, str(v)) for v in (r[n] for n in dimensions)])
     rows.sort(key=lambda r: (r["period"] if grain else 0, -(r["cost"] or 0)))  # type: ignore[operator]
-    return pa.Table.from_pylist(rows, schema=_schema(dimensions, grain, value_dims, flagged is not None))
+    schema = _schema(dimensions, grain, value_dims, flagged is not None)
+    if run_quantile is not None:
+        schema = pa.schema([*schema, *(pa.field(n, pa.float64()) for n in _SPREAD[:3]), pa.field("mean_cost", MONEY)])
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _kpi_row(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -292,16 +293,28 @@ def _loops(ledger: Ledger, filters: Filters) -> _Found:
             FROM r GROUP BY workflow""",
         params,
     )
+    limits = {
+        str(r["workflow"]): max(math.ceil(float(str(r["p95"]))), 2 * math.ceil(float(str(r["p50"])))) for r in runs
+    }
+    if not limits:
+        return []
+    # every workflow's calls past its own limit, in one scan rather than one per workflow
+    case = " ".join("WHEN workflow = ? THEN ?" for _ in limits)
+    cuts = {
+        str(c["workflow"]): c
+        for c in ledger.query_rows(
+            f"""SELECT workflow, count(*) AS calls, CAST(coalesce(sum(cost_total), 0) AS DECIMAL(38, 12)) AS cost
+                FROM usage_events WHERE {where} AND workflow IS NOT NULL AND iteration > CASE {case} END
+                GROUP BY workflow""",
+            [*params, *(x for item in limits.items() for x in item)],
+        )
+    }
     out: _Found = []
     for r in runs:
         workflow = str(r["workflow"])
-        limit = max(math.ceil(float(str(r["p95"]))), 2 * math.ceil(float(str(r["p50"]))))
-        cut = ledger.query_rows(
-            f"""SELECT count(*) AS calls, CAST(coalesce(sum(cost_total), 0) AS DECIMAL(38, 12)) AS cost
-                FROM usage_events WHERE {where} AND workflow = ? AND iteration > ?""",
-            [*params, workflow, limit],
-        )[0]
-        if not int(str(cut["calls"])):
+        limit = limits[workflow]
+        cut = cuts.get(workflow)
+        if cut is None or not int(str(cut["calls"])):
             continue
         text = (
             f"its {int(str(r['runs'])):,} task runs loop {float(str(r['mean'])):.1f} times on average "
@@ -348,28 +361,37 @@ def recommendations(
     end = end if end.tzinfo else end.replace(tzinfo=UTC)
     start = end - timedelta(days=PERIOD_DAYS)
     scope = dataclasses.replace(filters, start=start, end=end)
-    first = ledger.query_rows("SELECT min(ts) AS first FROM usage_events")[0]["first"]
+    day = (end - timedelta(days=1)).date()
+    book = RateBook(Pricer(overrides))
+    # the reads do not depend on each other (outputs only on the usage): run them side by side
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        first_job = pool.submit(ledger.query_rows, "SELECT min(ts) AS first FROM usage_events")
+        runs_job = pool.submit(success_rates, ledger, scope)
+        prefix_job = pool.submit(prefix_evidence, ledger, scope)
+        loops_job = pool.submit(_loops, ledger, scope)
+        seats_job = pool.submit(_idle_seats, ledger, start, end, filters.team)
+        usage = _usage(ledger, scope)
+        outputs = _outputs(ledger, scope, _rates_of(book, day, usage))
+        first = first_job.result()[0]["first"]
+        found: list[tuple[Kind, list[tuple[str, Decimal, str]]]] = [
+            ("cheaper_model", _cheaper(usage, book, day, runs_job.result())),
+            ("prompt_caching", _caching(usage, book, day, prefix_job.result())),
+            ("over_retrieval", _retrieval(usage, book, day)),
+            ("unbounded_output", outputs),
+            ("agent_loops", loops_job.result()),
+        ]
+        seats = seats_job.result()
     covered = PERIOD_DAYS
     if isinstance(first, datetime):
         covered = max(1, min(PERIOD_DAYS, (end.replace(tzinfo=None) - first).days))
     scale = Decimal(PERIOD_DAYS) / Decimal(covered)
-    day = (end - timedelta(days=1)).date()
-    book = RateBook(Pricer(overrides))
-    usage = _usage(ledger, scope)
-    found: list[tuple[Kind, list[tuple[str, Decimal, str]]]] = [
-        ("cheaper_model", _cheaper(usage, book, day, success_rates(ledger, scope))),
-        ("prompt_caching", _caching(usage, book, day, prefix_evidence(ledger, scope))),
-        ("over_retrieval", _retrieval(usage, book, day)),
-        ("unbounded_output", _outputs(ledger, scope, _rates_of(book, day, usage))),
-        ("agent_loops", _loops(ledger, scope)),
-    ]
     out = [
         Recommendation(kind, subject, _money(saving, scale), evidence)
         for kind, items in found
         for subject, saving, evidence in items
         if _money(saving, scale) >= MIN_SAVING
     ]
-    out += _idle_seats(ledger, start, end, filters.team)
+    out += seats
     return sorted(out, key=lambda r: (-r.monthly_saving, r.kind, r.subject))
 
 

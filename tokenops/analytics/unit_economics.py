@@ -142,14 +142,45 @@ def levers(ledger: Ledger, by: str = "workflow", filters: Filters = EVERYTHING) 
     return result
 
 
+def levers_from_kpis(table: pa.Table, by: str = "workflow") -> dict[object, Levers]:
+    """The levers of every group, from `kpis(ledger, [by], filters=f)` rows: what `levers(ledger, by, f)` reads.
+
+    A page showing both reads the calls once. The KPI rows carry every number the levers need (priced
+    tokens are all tokens less the unpriced calls'), but not when `f` filters by model: KPIs then leave
+    outcomes out, so such callers use `levers`.
+    """
+    _check(by)
+    if "outcomes" not in table.column_names:
+        raise ValueError("the KPI rows have no outcomes (grouped or filtered by model or feature): use levers()")
+    rows = table.to_pylist()
+    # `levers`' order: groups with calls by name (no group last), then groups with outcomes only (no group first)
+    rows.sort(key=lambda r: (r["events"] == 0, (r[by] is None) == (r["events"] > 0), str(r[by])))
+    return {
+        row[by]: Levers(
+            cost=Decimal(str(row["cost"])),
+            tokens=int(row["input_tokens"]) + int(row["output_tokens"]) - int(row["unpriced_tokens"]),
+            task_runs=int(row["task_runs"]),
+            outcomes=int(row["outcomes"]),
+            unpriced_events=int(row["unpriced_events"]),
+            unpriced_tokens=int(row["unpriced_tokens"]),
+        )
+        for row in rows
+    }
+
+
 def _decimal(x: Fraction | None) -> Decimal | None:
     return None if x is None else Decimal(round(x / _PICO)).scaleb(-12)
 
 
 def cost_per_outcome(ledger: Ledger, by: str = "workflow", filters: Filters = EVERYTHING) -> pa.Table:
     """Cost per outcome per group with its three levers, costliest outcome first."""
+    return outcome_table(levers(ledger, by, filters), by)
+
+
+def outcome_table(found: dict[object, Levers], by: str = "workflow") -> pa.Table:
+    """`cost_per_outcome`'s table from levers already read (`levers` or `levers_from_kpis`)."""
     rows = []
-    for key, lv in levers(ledger, by, filters).items():
+    for key, lv in found.items():
         f = lv.factors() if lv.defined else None
         rows.append(
             {

@@ -162,22 +162,33 @@ class YieldReport:
     """What was left out and why."""
 
 
-def ai_yield(ledger: Ledger, by: str = "all", design: Design | None = None) -> YieldReport:
+def ai_yield(
+    ledger: Ledger,
+    by: str = "all",
+    design: Design | None = None,
+    *,
+    panel: Panel | str | None = None,
+    costs: dict[str, tuple[Decimal, Decimal, int]] | None = None,
+) -> YieldReport:
     """Hours AI saved per group, valued and set against AI cost, honest about causality and sample size.
 
     Args:
         ledger: The ledger (time entries, people, seat licences, usage events).
         by: `all`, `team`, `workflow` or `person`.
         design: Baseline, period, thresholds for "insufficient data" and the bootstrap (defaults: `Design()`).
+        panel: `load_panel(ledger, design)` when the caller already has it (a page showing several
+            groupings reads the panel once).
+        costs: `group_costs(ledger, by, ...)` over the panel's period, when the caller already has it.
     """
     design = design or Design()
     if by not in YIELD_BY:
         raise ValueError(f"Unknown grouping {by!r}; choose from {', '.join(YIELD_BY)}")
-    panel = load_panel(ledger, design)
+    if panel is None:
+        panel = load_panel(ledger, design)
     if isinstance(panel, str):
         row = NoEstimate("all", panel, 0, 0, Decimal(0))
         return YieldReport(by, None, None, (row,), design.confidence, design.resamples, ())
-    costs = group_costs(ledger, by, panel.baseline_end, panel.end)
+    costs = dict(costs) if costs is not None else group_costs(ledger, by, panel.baseline_end, panel.end)
     rows: list[GroupYield | NoEstimate] = []
     for result in estimate(panel, by, design):
         api, seats, unpriced = costs.pop(result.group, (Decimal(0), Decimal(0), 0))

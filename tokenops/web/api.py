@@ -15,17 +15,17 @@ from tokenops.analytics.spend import spend_by, summary, tokens_per_task
 from tokenops.store import Ledger
 from tokenops.store.rows import event_row
 from tokenops.web.access import filters_from, parse_time, scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.responses import JSON, error
 
 _time = parse_time  # the name other API modules import
 
 
 def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
+    return cached_ledger(request)
 
 
-async def api_summary(request: Request) -> JSON:
+def api_summary(request: Request) -> JSON:
     """Headline totals: spend, calls, unpriced and unattributed."""
     try:
         result = summary(_ledger(request), scoped_filters(request))
@@ -34,7 +34,7 @@ async def api_summary(request: Request) -> JSON:
     return JSON(dataclasses.asdict(result))
 
 
-async def api_spend(request: Request) -> JSON:
+def api_spend(request: Request) -> JSON:
     """Spend grouped by `by=team,model` and optional `grain=day`."""
     by = [d for d in request.query_params.get("by", "").split(",") if d]
     try:
@@ -49,7 +49,7 @@ async def api_spend(request: Request) -> JSON:
     return JSON({"by": by, "rows": table})
 
 
-async def api_tokens_per_task(request: Request) -> JSON:
+def api_tokens_per_task(request: Request) -> JSON:
     """Token distribution per task run, by workflow."""
     try:
         quantile = float(request.query_params.get("quantile", "0.95"))
@@ -59,7 +59,7 @@ async def api_tokens_per_task(request: Request) -> JSON:
     return JSON({"rows": table})
 
 
-async def api_events(request: Request) -> JSON:
+def api_events(request: Request) -> JSON:
     """The latest calls matching the filters (`limit` <= 1000)."""
     try:
         limit = min(int(request.query_params.get("limit", "50")), 1000)
@@ -70,9 +70,9 @@ async def api_events(request: Request) -> JSON:
     return JSON({"events": [event_row(e) for e in events]})
 
 
-async def healthz(request: Request) -> JSON:
+def healthz(request: Request) -> JSON:
     """Liveness: the process answers and the ledger can be read."""
-    _ledger(request).query("SELECT 1")
+    request.app.state.ledger.query("SELECT 1")  # the ledger itself, never a cached answer
     return JSON({"status": "ok"})
 
 

@@ -13,15 +13,15 @@ from starlette.routing import Route
 from tokenops.analytics.anomalies import SERIES_DIMENSIONS, find_incidents, incident_fields
 from tokenops.store import Ledger
 from tokenops.web.access import parse_time, scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.responses import JSON, error
 
 
 def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
+    return cached_ledger(request)
 
 
-async def api_anomalies(request: Request) -> JSON:
+def api_anomalies(request: Request) -> JSON:
     """Incidents of `by` (team, workflow, model, user) between `since` and `until`."""
     q = request.query_params
     by = q.get("by", "team")

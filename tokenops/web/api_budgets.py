@@ -25,6 +25,7 @@ from tokenops.guard.policies import Policies
 from tokenops.pricing import Pricer
 from tokenops.store import Ledger
 from tokenops.web.access import parse_time, scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.responses import JSON, error
 
 
@@ -63,7 +64,7 @@ def view_for(request: Request) -> BudgetsView:
     filters = scoped_filters(request)
     at = parse_time(request.query_params.get("at"), "at")
     policies: Policies = request.app.state.policy_sync.guard.policies
-    ledger: Ledger = request.app.state.ledger
+    ledger = cached_ledger(request)
     pricer: Pricer = request.app.state.gateway.meter.pricer
     return budgets_view(ledger, policies, filters, pricer, at)
 
@@ -85,7 +86,7 @@ def view_dict(view: BudgetsView) -> dict[str, object]:
     }
 
 
-async def api_budgets(request: Request) -> JSON:
+def api_budgets(request: Request) -> JSON:
     """Burn-down per task budget and quota, and blocked/downgraded calls, for the caller's scope."""
     try:
         view = view_for(request)

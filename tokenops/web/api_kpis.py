@@ -17,12 +17,12 @@ from tokenops.analytics.unit_economics import cost_per_outcome, outcome_variance
 from tokenops.store import Ledger
 from tokenops.web.access import scoped_filters
 from tokenops.web.api import _time
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.responses import JSON, error
 
 
 def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
+    return cached_ledger(request)
 
 
 def _filters(request: Request, since: str = "since", until: str = "until") -> Filters:
@@ -35,7 +35,7 @@ def _filters(request: Request, since: str = "since", until: str = "until") -> Fi
     )
 
 
-async def api_kpis(request: Request) -> JSON:
+def api_kpis(request: Request) -> JSON:
     """Every KPI grouped by `by=workflow,team` (default workflow) and optional `grain=day`."""
     by = [d for d in request.query_params.get("by", "workflow").split(",") if d]
     grain = request.query_params.get("grain") or None
@@ -46,7 +46,7 @@ async def api_kpis(request: Request) -> JSON:
     return JSON({"by": by, "grain": grain, "rows": table})
 
 
-async def api_cost_per_outcome(request: Request) -> JSON:
+def api_cost_per_outcome(request: Request) -> JSON:
     """Cost per outcome and its three levers by `by=workflow|team|user|customer`."""
     by = request.query_params.get("by", "workflow")
     try:
@@ -56,7 +56,7 @@ async def api_cost_per_outcome(request: Request) -> JSON:
     return JSON({"by": by, "rows": table})
 
 
-async def api_outcome_variance(request: Request) -> JSON:
+def api_outcome_variance(request: Request) -> JSON:
     """Which lever moved cost per outcome between `a_since..a_until` and `b_since..b_until`."""
     q = request.query_params
     by = q.get("by", "workflow")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -26,12 +27,12 @@ from tokenops.analytics.whatif import ModelMap, Scenario, WhatIf, default_window
 from tokenops.pricing import PriceOverride
 from tokenops.store import Ledger
 from tokenops.web.access import AccessDenied, parse_time, require_principal, scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.responses import JSON, error
 
 
 def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
+    return cached_ledger(request)
 
 
 def _overrides(request: Request) -> tuple[PriceOverride, ...]:
@@ -87,7 +88,7 @@ def whatif_json(result: WhatIf, filters: Filters) -> dict[str, object]:
     return {"start": filters.start, "end": filters.end, "saving": result.saving, "rows": rows, "notes": result.notes}
 
 
-async def api_forecast(request: Request) -> JSON:
+def api_forecast(request: Request) -> JSON:
     """Month-end spend per `by=team|workflow|...` with an interval; `as_of`, `level` optional."""
     q = request.query_params
     try:
@@ -112,10 +113,15 @@ async def api_whatif(request: Request) -> JSON:
         return error(422, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
     if principal.team is not None and body.team not in (None, principal.team):
         raise AccessDenied(403, f"{principal.name!r} leads team {principal.team!r} and may not see {body.team!r}")
-    ledger = _ledger(request)
     filters = Filters(
         start=_utc(body.start), end=_utc(body.end), team=principal.team or body.team, workflow=body.workflow
     )
+    # the replay reads the ledger for seconds: off the event loop, like every other read endpoint
+    return await run_in_threadpool(_whatif, request, body, filters)
+
+
+def _whatif(request: Request, body: WhatIfBody, filters: Filters) -> JSON:
+    ledger = _ledger(request)
     auto = [w for w, v in body.cache_hit_rate.items() if v == "auto"]
     if "*" in auto:
         return error(400, "cache_hit_rate 'auto' needs a workflow name, not '*'")
@@ -135,7 +141,7 @@ async def api_whatif(request: Request) -> JSON:
     return JSON(whatif_json(result, filters))
 
 
-async def api_recommendations(request: Request) -> JSON:
+def api_recommendations(request: Request) -> JSON:
     """Ranked savings opportunities of the last 30 days (`as_of` optional), with evidence."""
     try:
         found = recommendations(

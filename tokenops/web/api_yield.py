@@ -20,14 +20,14 @@ from tokenops.analytics.yield_ import YieldReport, ai_yield, yield_dict
 from tokenops.guard.policies import Policies
 from tokenops.store import Ledger
 from tokenops.web.access import AccessDenied, require_principal, scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.responses import JSON, error
 
 MAX_RESAMPLES = 10_000
 
 
 def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
+    return cached_ledger(request)
 
 
 def _date(value: str | None, name: str) -> date | None:
@@ -59,7 +59,7 @@ def design_from(request: Request) -> Design:
     )
 
 
-async def api_yield(request: Request) -> JSON:
+def api_yield(request: Request) -> JSON:
     """AI yield by `by=all|team|workflow|person` (`team=` narrows team and person rows), with intervals or reasons."""
     principal = require_principal(request)
     by = request.query_params.get("by", "all")
@@ -87,7 +87,7 @@ def _only_team(ledger: Ledger, report: YieldReport, team: str) -> YieldReport:
     return dataclasses.replace(report, rows=kept)
 
 
-async def api_adoption(request: Request) -> JSON:
+def api_adoption(request: Request) -> JSON:
     """Spend and calls across people: top-5 share, people without use, Gini; organisation then teams."""
     try:
         rows = adoption(_ledger(request), scoped_filters(request))
@@ -96,7 +96,7 @@ async def api_adoption(request: Request) -> JSON:
     return JSON({"rows": [dataclasses.asdict(r) for r in rows]})
 
 
-async def api_maturity(request: Request) -> JSON:
+def api_maturity(request: Request) -> JSON:
     """The maturity rung reached, every check, and what the next rung needs."""
     sync = getattr(request.app.state, "policy_sync", None)
     policies: Policies | None = None if sync is None else sync.guard.policies

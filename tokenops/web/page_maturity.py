@@ -17,7 +17,8 @@ from starlette.responses import Response
 from tokenops.analytics.maturity import ATTRIBUTED, PRICED, RUNGS, WITH_OUTCOMES, Maturity, maturity
 from tokenops.guard.policies import Policies
 from tokenops.web.access import scoped_filters
-from tokenops.web.frame import frame_for, ledger_of, respond
+from tokenops.web.api_cache import cached_ledger
+from tokenops.web.frame import frame_for, respond
 from tokenops.web.html import Column, Table, table_html
 
 NEEDS = {
@@ -68,7 +69,7 @@ def maturity_page(request: Request) -> Response:
     """The rung reached, what the next one needs, and every check."""
     filters = scoped_filters(request)
     frame = frame_for(request, "Maturity", "maturity")
-    result = maturity(ledger_of(request), filters, _policies(request))
+    result = maturity(cached_ledger(request), filters, _policies(request))
     table = Table(
         "checks",
         "Every check",

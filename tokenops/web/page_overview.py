@@ -20,8 +20,9 @@ from starlette.responses import Response
 from tokenops.analytics.rankings import rankings
 from tokenops.analytics.spend import Filters, Summary, spend_by, summary
 from tokenops.web.access import scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.charts import series_by, stacked_bars
-from tokenops.web.frame import frame_for, ledger_of, respond
+from tokenops.web.frame import frame_for, respond
 from tokenops.web.html import Column, Row, Table, href, money, table_html
 from tokenops.web.responses import decimal_text
 
@@ -39,7 +40,7 @@ def _kpi(key: str, label: str, shown: str, raw: str, extra: str = "") -> str:
 def _month_to_date(request: Request, filters: Filters) -> tuple[str, Decimal]:
     now = datetime.now(UTC)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    mtd = spend_by(ledger_of(request), filters=dataclasses.replace(filters, start=start, end=None)).to_pylist()[0]
+    mtd = spend_by(cached_ledger(request), filters=dataclasses.replace(filters, start=start, end=None)).to_pylist()[0]
     return start.strftime("%B %Y"), Decimal(str(mtd["cost"]))
 
 
@@ -79,7 +80,7 @@ def _tables(request: Request, filters: Filters) -> list[Table]:
     def narrow(key: str) -> Column:
         return Column(key, key.capitalize(), link=lambda r: href("/", query, **{key: str(r[key])}) if r[key] else None)
 
-    ranked = rankings(ledger_of(request), ["workflow", "model", "team"], filters, top=TOP)
+    ranked = rankings(cached_ledger(request), ["workflow", "model", "team"], filters, top=TOP)
     tables = []
     for key, title, first in (
         ("workflow", "Top workflows", Column("workflow", "Workflow", link=to_workflow)),
@@ -96,9 +97,9 @@ def overview(request: Request) -> Response:
     """Spend, month to date, unknowns called out, daily trend by team and the top spenders."""
     filters = scoped_filters(request)
     frame = frame_for(request, "Overview", "overview")
-    totals = summary(ledger_of(request), filters)
+    totals = summary(cached_ledger(request), filters)
     month, mtd = _month_to_date(request, filters)
-    trend = spend_by(ledger_of(request), ["team"], grain="day", filters=filters).to_pylist()
+    trend = spend_by(cached_ledger(request), ["team"], grain="day", filters=filters).to_pylist()
     tables = _tables(request, filters)
     query = dict(request.query_params)
     share = totals.unattributed_cost / totals.cost * 100 if totals.cost else 0

@@ -30,8 +30,9 @@ from tokenops.analytics.whatif import ModelMap, Scenario, WhatIf, default_window
 from tokenops.pricing import PriceOverride
 from tokenops.store import Ledger
 from tokenops.web.access import scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.charts import Bar, Interval, hbars, intervals
-from tokenops.web.frame import frame_for, ledger_of, respond
+from tokenops.web.frame import frame_for, respond
 from tokenops.web.html import FILTER_KEYS, Column, Frame, Table, filter_query, href, money, table_html
 from tokenops.web.page_workflows import undefined_as_dash
 from tokenops.web.responses import decimal_text
@@ -209,7 +210,7 @@ def planning(request: Request) -> Response:
     """Ranked savings, the what-if form and its result, and the month-end forecast."""
     filters = scoped_filters(request)
     frame = frame_for(request, "Recommendations and what-if", "recommendations")
-    ledger = ledger_of(request)
+    ledger = cached_ledger(request)
     query = dict(request.query_params)
     prices = _overrides(request)
     with ThreadPoolExecutor(max_workers=3) as pool:

@@ -27,8 +27,9 @@ from starlette.responses import Response
 from tokenops.analytics.kpis import kpis
 from tokenops.analytics.spend import spend_by
 from tokenops.web.access import scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.charts import Bar, hbars
-from tokenops.web.frame import frame_for, ledger_of, respond
+from tokenops.web.frame import frame_for, respond
 from tokenops.web.html import Column, Row, Table, href, money, table_html
 from tokenops.web.page_workflows import undefined_as_dash
 
@@ -205,7 +206,7 @@ def questions(request: Request) -> Response:
     """The five questions, each a chart, a table and its CSV."""
     filters = scoped_filters(request)
     frame = frame_for(request, "The five questions", "questions")
-    ledger = ledger_of(request)
+    ledger = cached_ledger(request)
     query = dict(request.query_params)
     with ThreadPoolExecutor(max_workers=4) as pool:
         by_workflow = pool.submit(kpis, ledger, ["workflow"], filters=filters)

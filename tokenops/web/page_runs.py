@@ -16,7 +16,8 @@ from starlette.responses import Response
 from tokenops.analytics.drilldown import call, run_calls, task_run
 from tokenops.analytics.spend import Filters
 from tokenops.web.access import ensure_team, require_principal
-from tokenops.web.frame import frame_for, ledger_of, respond
+from tokenops.web.api_cache import cached_ledger
+from tokenops.web.frame import frame_for, respond
 from tokenops.web.html import Column, Kind, Table, cell, href, kv_table, table_html
 
 _RUN_FACTS: tuple[tuple[str, str, Kind], ...] = (
@@ -40,7 +41,7 @@ def run(request: Request) -> Response:
     """A task run: what it was, and each of its calls in order."""
     run_id = request.path_params["task_run_id"]
     require_principal(request)
-    ledger = ledger_of(request)
+    ledger = cached_ledger(request)
     record = task_run(ledger, run_id)
     if record is None:
         raise HTTPException(404, f"No task run {run_id!r}")
@@ -77,7 +78,7 @@ def call_page(request: Request) -> Response:
     """One call: every column of its ledger row."""
     request_id = request.path_params["request_id"]
     require_principal(request)
-    row = call(ledger_of(request), request_id)
+    row = call(cached_ledger(request), request_id)
     if row is None:
         raise HTTPException(404, f"No call {request_id!r}")
     ensure_team(request, _optional(row.get("team")))

@@ -25,13 +25,20 @@ from starlette.responses import Response
 
 from tokenops.analytics.drilldown import workflow_runs, workflow_steps
 from tokenops.analytics.kpis import kpis
-from tokenops.analytics.spend import Filters, summary, tokens_per_task
-from tokenops.analytics.unit_economics import cost_per_outcome, outcome_variance, variance_table
+from tokenops.analytics.spend import Filters
+from tokenops.analytics.unit_economics import (
+    cost_per_outcome,
+    levers_from_kpis,
+    outcome_table,
+    outcome_variance,
+    variance_table,
+)
 from tokenops.analytics.whatif import default_window
 from tokenops.store import Ledger
 from tokenops.web.access import scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.charts import waterfall
-from tokenops.web.frame import frame_for, ledger_of, respond
+from tokenops.web.frame import frame_for, respond
 from tokenops.web.html import Column, Row, Table, href, kv_table, money, table_html
 from tokenops.web.responses import decimal_text
 
@@ -134,27 +141,26 @@ def workflows(request: Request) -> Response:
     """Workflows by spend: tokens per run, cost per completed task and per outcome, and what moved it."""
     filters = scoped_filters(request)
     frame = frame_for(request, "Workflows", "workflows")
-    ledger = ledger_of(request)
+    ledger = cached_ledger(request)
     query = dict(request.query_params)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        tasks_job = pool.submit(tokens_per_task, ledger, filters=filters)
-        outcomes_job = pool.submit(cost_per_outcome, ledger, "workflow", filters)
+    with ThreadPoolExecutor(max_workers=2) as pool:
         variance_job = pool.submit(_variance, ledger, filters, query)
-        spend = kpis(ledger, ["workflow"], filters=filters).to_pylist()  # cost, calls, completed runs, costliest first
+        # one pass over the calls gives the KPIs, the tokens per run (as tokens_per_task) and the levers
+        table = kpis(ledger, ["workflow"], filters=filters, run_quantile=0.95)
+        outcomes = (
+            outcome_table(levers_from_kpis(table, "workflow"), "workflow")
+            if "outcomes" in table.column_names
+            else cost_per_outcome(ledger, "workflow", filters)
+        )
+    spend = table.to_pylist()  # cost, calls, completed runs, costliest first
     extra: dict[object, dict[str, object]] = {}
-    for table, keys in (
-        (tasks_job.result(), ("task_runs", "mean_cost", "median_tokens", "p_tokens")),
-        (
-            outcomes_job.result(),
-            ("outcomes", "cost_per_outcome", "cost_per_token", "tokens_per_task", "tasks_per_outcome"),
-        ),
-    ):
-        for r in table.to_pylist():
-            extra.setdefault(r["workflow"], {}).update({k: r.get(k) for k in keys})
+    for r in outcomes.to_pylist():
+        keys = ("outcomes", "cost_per_outcome", "cost_per_token", "tokens_per_task", "tasks_per_outcome")
+        extra.setdefault(r["workflow"], {}).update({k: r.get(k) for k in keys})
     rows = [{**row, **extra.get(row["workflow"], {})} for row in spend]
     for row in rows:
         row.update(_levers(row))
-    table = Table(
+    shown = Table(
         "workflows",
         "Workflows by spend",
         (
@@ -179,9 +185,9 @@ def workflows(request: Request) -> Response:
         "grouped as '-'; select a workflow for its steps and task runs.",
     )
     chart, variance = variance_job.result()
-    content = undefined_as_dash(table_html(table, request.url.path, query)) + chart
+    content = undefined_as_dash(table_html(shown, request.url.path, query)) + chart
     content += table_html(variance, request.url.path, query)
-    return respond(request, frame, content, [table, variance])
+    return respond(request, frame, content, [shown, variance])
 
 
 def _unit_facts(unit: Row, per_task: Row) -> list[tuple[str, str]]:
@@ -207,20 +213,56 @@ def _unit_facts(unit: Row, per_task: Row) -> list[tuple[str, str]]:
     ]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Totals:
+    """A workflow's totals in the filters (what `spend.summary` gives), from its KPI row."""
+
+    cost: Decimal
+    """Priced spend."""
+    events: int
+    """Calls."""
+    task_runs: int
+    """Distinct task runs of the calls."""
+    unpriced_events: int
+    """Calls without a price."""
+    unpriced_tokens: int
+    """Their tokens."""
+
+    @classmethod
+    def of(cls, row: Row) -> _Totals:
+        def count(key: str) -> int:
+            return int(str(row.get(key) or 0))
+
+        cost = row.get("cost")
+        return cls(
+            cost=cost if isinstance(cost, Decimal) else Decimal(0),
+            events=count("events"),
+            task_runs=count("task_runs"),
+            unpriced_events=count("unpriced_events"),
+            unpriced_tokens=count("unpriced_tokens"),
+        )
+
+
 def workflow(request: Request) -> Response:
     """One workflow: totals and unit economics, what moved them, cost by agent step, its costliest task runs."""
     name = request.path_params["workflow"]
     filters = dataclasses.replace(scoped_filters(request), workflow=name)
     frame = frame_for(request, f"Workflow {name}", "workflows")
-    ledger = ledger_of(request)
+    ledger = cached_ledger(request)
     query = dict(request.query_params)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        unit_job = pool.submit(cost_per_outcome, ledger, "workflow", filters)
-        kpis_job = pool.submit(kpis, ledger, ["workflow"], filters=filters)
         variance_job = pool.submit(_variance, ledger, filters, query)
         steps_job = pool.submit(workflow_steps, ledger, name, filters)
         runs_job = pool.submit(workflow_runs, ledger, name, filters, limit=RUNS_SHOWN)
-        totals = summary(ledger, filters)
+        # the workflow's KPI row has its totals and its levers too: one pass over its calls, not three
+        kpi_table = kpis(ledger, ["workflow"], filters=filters)
+        unit_table = (
+            outcome_table(levers_from_kpis(kpi_table, "workflow"), "workflow")
+            if "outcomes" in kpi_table.column_names
+            else cost_per_outcome(ledger, "workflow", filters)
+        )
+    per_task: Row = next((r for r in kpi_table.to_pylist() if r["workflow"] == name), {})
+    totals = _Totals.of(per_task)
     steps = Table(
         "steps",
         "Cost by step",
@@ -253,8 +295,7 @@ def workflow(request: Request) -> Response:
         note=f"The {RUNS_SHOWN} most expensive of {totals.task_runs:,} task runs in these filters.",
     )
     mean = totals.cost / totals.task_runs if totals.task_runs else Decimal(0)
-    unit: Row = next((r for r in unit_job.result().to_pylist() if r["workflow"] == name), {})
-    per_task: Row = next((r for r in kpis_job.result().to_pylist() if r["workflow"] == name), {})
+    unit: Row = next((r for r in unit_table.to_pylist() if r["workflow"] == name), {})
     facts = kv_table(
         [
             ("Spend", f'<span data-value="{decimal_text(totals.cost)}">{escape(money(totals.cost))}</span>'),

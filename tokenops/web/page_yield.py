@@ -29,9 +29,10 @@ from tokenops.analytics.did import Panel, load_panel
 from tokenops.analytics.spend import spend_by
 from tokenops.analytics.yield_ import GroupYield, NoEstimate, YieldReport, ai_yield, group_costs, yield_table
 from tokenops.web.access import scoped_filters
+from tokenops.web.api_cache import cached_ledger
 from tokenops.web.api_yield import design_from
 from tokenops.web.charts import Bar, Interval, hbars, intervals, lines
-from tokenops.web.frame import frame_for, ledger_of, respond
+from tokenops.web.frame import frame_for, respond
 from tokenops.web.html import Column, Table, kv_table, money
 from tokenops.web.page_planning import table_html_keeping
 from tokenops.web.responses import decimal_text
@@ -210,15 +211,17 @@ def yield_page(request: Request) -> Response:
     design = design_from(request)
     team = filters.team
     frame = frame_for(request, "Yield", "yield")
-    ledger = ledger_of(request)
+    ledger = cached_ledger(request)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        overall = pool.submit(ai_yield, ledger, "all", design) if team is None else None
-        by_team = pool.submit(ai_yield, ledger, "team", design)
-        by_person = pool.submit(ai_yield, ledger, "person", design)
-        panel_job = pool.submit(load_panel, ledger, design)
         usage_job = pool.submit(spend_by, ledger, ["user"], filters=filters)
         spread_job = pool.submit(adoption, ledger, filters)
-        teams, people, panel = by_team.result(), by_person.result(), panel_job.result()
+        # the panel (every time entry) and the team costs are read once and shared by the three groupings
+        panel = load_panel(ledger, design)
+        costs = group_costs(ledger, "team", panel.baseline_end, panel.end) if isinstance(panel, Panel) else {}
+        overall = pool.submit(ai_yield, ledger, "all", design, panel=panel) if team is None else None
+        by_team = pool.submit(ai_yield, ledger, "team", design, panel=panel, costs=costs)
+        by_person = pool.submit(ai_yield, ledger, "person", design, panel=panel)
+        teams, people = by_team.result(), by_person.result()
     owners = dict(zip(panel.people, panel.teams, strict=True)) if isinstance(panel, Panel) else {}
     if team is not None:
         teams = dataclasses.replace(teams, rows=tuple(r for r in teams.rows if r.group == team))
@@ -232,7 +235,6 @@ def yield_page(request: Request) -> Response:
     period = (
         f"{teams.baseline_end} to {teams.end - timedelta(days=1)}" if teams.baseline_end and teams.end else "no period"
     )
-    costs = group_costs(ledger, "team", teams.baseline_end, teams.end) if teams.baseline_end and teams.end else {}
     content = (
         f'<p class="note">Estimated by difference in differences over {escape(period)} ({design.resamples:,} '
         f"bootstrap resamples, {design.confidence:.0%} intervals). Only the end date and team filters apply to the "
