@@ -10,12 +10,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
-
-import redis
-import redis.asyncio
+from typing import TYPE_CHECKING, Protocol
 
 from tokenops.errors import TokenopsError
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 
 class CacheUnavailable(TokenopsError):
@@ -110,9 +110,15 @@ class RedisBackend:
         self._timeout_s = timeout_s
         self._max_connections = max_connections
         self._client: redis.asyncio.Redis | None = None
+        # imported here: only a deployment that shares its cache needs the client (~20 MB per process)
+        import redis.asyncio
+
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 
     def _redis(self) -> redis.asyncio.Redis:
         if self._client is None:
+            import redis.asyncio
+
             pool = redis.asyncio.BlockingConnectionPool.from_url(
                 self.url,
                 max_connections=self._max_connections,
@@ -129,14 +135,14 @@ class RedisBackend:
     async def get(self, key: str) -> bytes | None:
         try:
             value = await self._redis().get(self.prefix + key)
-        except (redis.RedisError, OSError) as exc:
+        except self._errors as exc:
             raise self._fail(exc) from exc
         return value if isinstance(value, bytes) else None
 
     async def set(self, key: str, value: bytes, ttl_s: int) -> None:
         try:
             await self._redis().set(self.prefix + key, value, px=ttl_s * 1000)
-        except (redis.RedisError, OSError) as exc:
+        except self._errors as exc:
             raise self._fail(exc) from exc
 
     async def aclose(self) -> None:

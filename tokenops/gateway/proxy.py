@@ -27,7 +27,6 @@ from starlette.types import Message, Receive, Scope, Send
 
 from tokenops.cache import HIT, Entry, Ticket, entry_of, replay
 from tokenops.cache.replay import ChatAssembler, MessagesAssembler, Recorder
-from tokenops.cache.semantic import Query
 from tokenops.events import Attribution, UsageEvent
 from tokenops.gateway import anthropic, openai
 from tokenops.gateway.attribution import HEADER_PREFIX, attribute
@@ -44,6 +43,7 @@ from tokenops.route.gateway import route_call
 from tokenops.route.gateway_cascade import cascade_of, run_cascade
 
 if TYPE_CHECKING:
+    from tokenops.cache.semantic import Query  # numpy and the embedder: loaded only when that cache is on
     from tokenops.gateway.app import Gateway
 
 Operation = Literal["chat", "responses", "embeddings", "messages"]

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, cast
-
-import redis
+from typing import TYPE_CHECKING, Protocol, cast
 
 from tokenops.errors import TokenopsError
 from tokenops.guard.engine import Guard
 from tokenops.guard.policies import Policies
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -131,21 +132,24 @@ class RedisPolicyStore:
     """A Redis hash shared by every replica: `version` and the JSON `doc`, written atomically."""
 
     def __init__(self, url: str, prefix: str = "{tokenops}:guard:", timeout_s: float = 2.0) -> None:
+        import redis  # imported here: only replicas that share policies need the client
+
         self.key = f"{prefix}policies"
-        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._redis: redis.Redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self._save = self._redis.register_script(_SAVE)
 
     def version(self) -> int | None:
         try:
             value = self._redis.hget(self.key, "version")
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise PolicyStoreError(f"Redis: {exc}") from exc
         return None if value is None else int(value)
 
     def load(self) -> StoredPolicies | None:
         try:
             version, doc = cast(list[bytes | None], self._redis.hmget(self.key, ["version", "doc"]))
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise PolicyStoreError(f"Redis: {exc}") from exc
         if version is None or doc is None:
             return None
@@ -156,14 +160,14 @@ class RedisPolicyStore:
         draft = StoredPolicies(0, policies, datetime.now(UTC), saved_by)
         try:
             version = int(self._save(keys=[self.key], args=[_encode(draft)]))
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise PolicyStoreError(f"Redis: {exc}") from exc
         return StoredPolicies(version, policies, draft.saved_at, saved_by)
 
     def clear(self) -> None:
         try:
             self._redis.delete(self.key)
-        except redis.RedisError as exc:
+        except self._errors as exc:
             raise PolicyStoreError(f"Redis: {exc}") from exc
 
     def close(self) -> None:

@@ -7,19 +7,11 @@ Owns the `[route]` settings, the rules and learned router the gateway asks befor
 routed call and every cascade attempt) nor the response cache.
 """
 
-from tokenops.route.cascade import (
-    Attempt,
-    CascadeResult,
-    Check,
-    Verdict,
-    acascade,
-    cascade,
-    json_schema,
-    min_logprob,
-    response_text,
-    verifier,
-)
-from tokenops.route.learned import LearnedRouter, TrainConfig, fit, fit_texts
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from tokenops.route.router import Router, request_of
 from tokenops.route.rules import (
     ROUTE_REASON,
@@ -30,7 +22,54 @@ from tokenops.route.rules import (
     RouteRule,
     RouteSettings,
 )
-from tokenops.route.training import train_from_ledger
+
+if TYPE_CHECKING:
+    from tokenops.route.cascade import (
+        Attempt,
+        CascadeResult,
+        Check,
+        Verdict,
+        acascade,
+        cascade,
+        json_schema,
+        min_logprob,
+        response_text,
+        verifier,
+    )
+    from tokenops.route.learned import LearnedRouter, TrainConfig, fit, fit_texts
+    from tokenops.route.training import train_from_ledger
+
+# the learned router and its training need numpy and the ledger's readers: a gateway that only
+# applies rules should not carry them, so these names are imported on first use
+_LAZY = {
+    **dict.fromkeys(
+        [
+            "Attempt",
+            "CascadeResult",
+            "Check",
+            "Verdict",
+            "acascade",
+            "cascade",
+            "json_schema",
+            "min_logprob",
+            "response_text",
+            "verifier",
+        ],
+        "tokenops.route.cascade",
+    ),
+    **dict.fromkeys(["LearnedRouter", "TrainConfig", "fit", "fit_texts"], "tokenops.route.learned"),
+    "train_from_ledger": "tokenops.route.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tokenops.route' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ROUTE_REASON",

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenops.errors import ConfigError
-from tokenops.route.features import context_tokens
-from tokenops.route.learned import LearnedRouter
 from tokenops.route.rules import CascadeSpec, LearnedRoute, RouteDecision, RouteRequest, RouteSettings, first_rule
+
+if TYPE_CHECKING:
+    from tokenops.route.learned import LearnedRouter  # numpy: loaded only when a learned router is configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class Router:
                     f"[route.learned] path {str(path)!r} not found; train one with "
                     "tokenops.route.train_from_ledger(...).save(path) or remove [route.learned]"
                 )
+            from tokenops.route.learned import LearnedRouter
+
             model = LearnedRouter.load(path)
         return cls(settings, model)
 
@@ -66,6 +69,8 @@ class Router:
 
 
 def _learned(config: LearnedRoute, model: LearnedRouter, request: RouteRequest) -> RouteDecision:
+    from tokenops.route.features import context_tokens
+
     score = model.score(request.prompt, (*context_tokens(request.workflow, request.input_tokens), *request.context))
     cut = config.threshold if config.threshold is not None else model.threshold
     if score >= cut:
