@@ -46,3 +46,12 @@ def pg_dsn() -> Iterator[str]:
     """DSN of a fresh PostgreSQL database, dropped after the test."""
     with fresh_database() as dsn:
         yield dsn
+
+
+@pytest.fixture(scope="session")
+def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The chdb data directory of the whole run: the engine opens one directory per process, ever.
+
+    Tests share it and each takes a database of its own (`chdb:DIR?database=NAME`).
+    """
+    return str(tmp_path_factory.mktemp("chdb"))

@@ -43,11 +43,6 @@ from tokenops.store.migrations import MIGRATIONS
 from tokenops.store.schema import TABLES
 
 
-@pytest.fixture(scope="session")
-def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tmp_path_factory.mktemp("chdb"))
-
-
 def _fresh(engine_dir: str) -> ClickHouseLedger:
     return ClickHouseLedger(EmbeddedTransport(engine_dir, f"t_{uuid.uuid4().hex[:10]}"))
 
@@ -136,7 +131,7 @@ def test_strings_and_parameters_are_bound_not_spliced(ledger: ClickHouseLedger) 
 
 
 def test_open_ledger_opens_chdb_directories(engine_dir: str) -> None:
-    with open_ledger(f"chdb:{engine_dir}") as opened:
+    with open_ledger(f"chdb:{engine_dir}?database=opened_{uuid.uuid4().hex[:8]}") as opened:
         assert isinstance(opened, ClickHouseLedger)
         assert opened.query_rows("SELECT count(*) AS n FROM usage_events") == [{"n": 0}]
 

@@ -7,6 +7,7 @@ DuckDB must give back every row exactly, and every report the same numbers.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,10 +43,10 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One chdb data directory for the module: the engine opens one per process at a time."""
-    return str(tmp_path_factory.mktemp("chdb"))
+@pytest.fixture
+def chdb_url(engine_dir: str) -> str:
+    """A fresh database in the run's one chdb data directory (the engine opens one per process)."""
+    return f"chdb:{engine_dir}?database=migrated_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -95,9 +96,9 @@ def test_duckdb_to_postgres_and_back_keeps_every_row_and_every_report(source: Pa
 
 
 def test_duckdb_to_clickhouse_and_back_keeps_every_row_and_every_report(
-    source: Path, chdb_dir: str, tmp_path: Path
+    source: Path, chdb_url: str, tmp_path: Path
 ) -> None:
-    target = f"chdb:{chdb_dir}"
+    target = chdb_url
     _first_run(_migrate(f"duckdb:{source}", target), source)
     again = _migrate(f"duckdb:{source}", target)
     assert {t: r["new_rows"] for t, r in again.items()} == dict.fromkeys(TABLES, 0)

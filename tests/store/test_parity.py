@@ -52,15 +52,14 @@ from tokenops.store.postgres import PostgresLedger
 
 
 @pytest.fixture(scope="module")
-def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ledger, Ledger, Ledger]]:
+def ledgers(engine_dir: str) -> Iterator[tuple[Ledger, Ledger, Ledger]]:
     """The small demo organisation in DuckDB, a fresh PostgreSQL database and chdb."""
     org = generate_org(7, scale=0.25)
-    engine = str(tmp_path_factory.mktemp("chdb"))
     with (
         fresh_database() as dsn,
         DuckDBLedger(":memory:") as duck,
         PostgresLedger(dsn) as pg,
-        ClickHouseLedger.embedded(engine) as ch,
+        ClickHouseLedger.embedded(engine_dir, "parity") as ch,
     ):
         counts = load_demo(duck, org)
         assert load_demo(pg, org) == counts == load_demo(ch, org)

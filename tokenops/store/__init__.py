@@ -7,6 +7,7 @@ price or meter anything; analytics query it through `Ledger.query`.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from tokenops.store.duckdb import DuckDBLedger
 from tokenops.store.ledger import Ledger
@@ -22,7 +23,7 @@ def is_server_ledger(url: str | Path) -> bool:
 
 def open_ledger(url: str | Path) -> Ledger:
     """Open a ledger from a path or URL (`duckdb:path`, `path.duckdb`, `:memory:`, `postgresql://...`,
-    `clickhouse://host:8123/db`, `chdb:path`)."""
+    `clickhouse://host:8123/db`, `chdb:path`, `chdb:path?database=name`)."""
     text = str(url)
     if text.startswith(POSTGRES_SCHEMES):
         from tokenops.store.postgres import PostgresLedger  # imported on use: psycopg and SQLGlot load slowly
@@ -32,7 +33,9 @@ def open_ledger(url: str | Path) -> Ledger:
         from tokenops.store.clickhouse import ClickHouseLedger  # imported on use: chdb is a large library
 
         if text.startswith("chdb:"):
-            return ClickHouseLedger.embedded(text.removeprefix("chdb:").removeprefix("//"))
+            path, _, query = text.removeprefix("chdb:").removeprefix("//").partition("?")
+            database = dict(parse_qsl(query)).get("database", "tokenops")
+            return ClickHouseLedger.embedded(path, database)
         return ClickHouseLedger.http(text)
     if text.startswith("duckdb:"):
         text = text.removeprefix("duckdb:").removeprefix("//")
