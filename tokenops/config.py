@@ -81,7 +81,7 @@ class SemanticCacheSettings(BaseModel):
 
     enabled: bool = False
     """Look up similar requests after an exact-cache miss (loads a local embedding model, ~25 MB)."""
-    threshold: float = Field(default=0.80, gt=0, le=1)
+    threshold: float = Field(default=0.72, gt=0, le=1)
     """Least cosine similarity between two requests' last user messages (and their earlier turns) for a hit."""
     workflow_thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-workflow thresholds by glob (first match wins), e.g. `{"faq-*" = 0.75, "billing" = 0.95}`."""

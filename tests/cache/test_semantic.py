@@ -52,6 +52,29 @@ CHECKS = ("number", "negation", "entity", "swap")
             "How do I migrate my database from Postgres to MySQL?",
             "swap",
         ),
+        # verbs of stopping negate; scales with two ends; particles; "legal" / "illegal" across a rewording
+        ("Should I water succulents in winter?", "Should I stop watering succulents in winter?", "negation"),
+        ("How do I increase my overdraft limit?", "I want a smaller overdraft, how do I bring it down?", "negation"),
+        ("Which schools are rated outstanding?", "Which local schools were judged inadequate?", "negation"),
+        ("What's the check-in time?", "What's the check-out time?", "negation"),
+        ("How do I opt in to the workplace pension?", "How do I opt out of the workplace pension?", "negation"),
+        (
+            "When can my employer lawfully make deductions from my wages?",
+            "What deductions from my pay would be illegal for my boss to make?",
+            "negation",
+        ),
+        # number words inside compounds, relative days
+        ("What's the price for cleaning a two-bed flat?", "How much to clean a five-bedroom house?", "number"),
+        ("Can I get a same-day appointment?", "Can I get a next-day appointment?", "number"),
+        # a short name is not an inflection of a longer one ("Sam" is no "Sarah" minus a letter)
+        ("Send the invoice to Sarah", "Send the invoice to Sam", "entity"),
+        # the same two things on the other sides of "to"; two roles of one relation, in a long question
+        ("How do I convert a Word document to PDF?", "How do I convert a PDF to a Word document?", "swap"),
+        (
+            "How much notice does a tenant need to give to end a periodic tenancy agreement in England?",
+            "How much notice does a landlord need to give to end a periodic tenancy agreement in England?",
+            "swap",
+        ),
     ],
 )
 def test_guards_veto_the_near_misses_an_embedding_cannot_see(a: str, b: str, why: str) -> None:
@@ -73,6 +96,23 @@ def test_guards_veto_the_near_misses_an_embedding_cannot_see(a: str, b: str, why
             "At the pharmacy, can I pay for my prescription by card?",
         ),
         ("I got a kettle about 10 days ago", "Ordered a kettle ten days back"),
+        # greetings, sign-offs and answer particles say nothing about the question
+        ("Morning! How do I get a bulky waste collection?", "How do I get a bulky waste collection?"),
+        ("Hi! What is the notice period to end my tenancy? Cheers", "What is the notice period to end my tenancy?"),
+        ("No, LOAD_HU doesn't exist in version 2.10.0.", "LOAD_HU does not exist in version 2.10.0."),
+        # "I'm" is no "am"; "non-members" is "not a member"; a negation and an opposite cancel out
+        ("What's the price for non-members?", "How much does it cost if I'm not a member?"),
+        ("The parameter is not mandatory and is False by default.", "The parameter is optional and defaults to False."),
+        ("It unpacks TAR archives without streaming.", "It extracts TAR archives in non-streaming mode."),
+        # idioms that deny nothing
+        (
+            "You can decide whether a dataset is loaded from the local cache or not when mapping a function.",
+            "You can decide whether a dataset is loaded from the local cache when mapping a function.",
+        ),
+        (
+            "The loader reads not only audio files but also images from the local dataset folder.",
+            "The loader reads audio files and also images from the local dataset folder.",
+        ),
     ],
 )
 def test_guards_let_rewordings_typos_and_greetings_through(a: str, b: str) -> None:
@@ -269,7 +309,7 @@ def test_the_defaults_keep_wrong_answers_rare_on_gptcache_and_fow_cache_traps(em
     tokenops, cosine = Scorer.of(SemanticCacheSettings())
     mock = {row["scorer"]: row for row in gptcache(root, vectorise, (tokenops, cosine))}
     assert mock["tokenops"]["negative"] <= 0.02 * mock["tokenops"]["pairs"] < mock["cosine"]["negative"]
-    assert mock["tokenops"]["positive"] >= 775
+    assert mock["tokenops"]["positive"] > 804  # GPTCache's own best result on its benchmark (at 77 wrong)
     fow = {row["scorer"]: row for row in fow_pairs(root, vectorise, (tokenops, cosine))}
     assert fow["tokenops"]["traps"] <= 0.05 < fow["cosine"]["traps"]
-    assert fow["tokenops"]["should-hit"] >= 0.42
+    assert fow["tokenops"]["should-hit"] >= 0.55

@@ -6,14 +6,21 @@ near-identical, and so it does an order number with two digits swapped, "Hackney
 names the first difference that changes the answer, or returns None:
 
 - `number`: numbers, amounts, times, dates, weekdays, months and relative days differ (number
-  words count as digits: "ten days" is "10 days").
-- `negation`: one side negates ("not", "don't", "never", "non-", "without" ...) and the other
-  does not, or one side has a word whose opposite the other has (open/closed, add/remove ...).
+  words count as digits: "ten days" is "10 days", "two-bed" is "2-bed"; "same-day" is not "next-day").
+- `negation`: the two sides' polarities differ. A side is negated by "not", "don't", "never",
+  "non-", "without", "in the absence of", or a verb of stopping ("stop watering", "avoid",
+  "prevent"); idioms that deny nothing ("not only", "whether or not") do not count. A word whose
+  opposite the other side has (open/closed, check-in/check-out, a word from the other end of a
+  scale: increase/smaller, outstanding/inadequate, lawful/illegal) flips it too, so "not
+  mandatory" and "optional" agree while "open" and "closed" do not.
 - `entity`: a name (a capitalised word inside a sentence, an acronym, a word with digits) on one
-  side appears nowhere on the other.
+  side appears nowhere on the other ("Sam" is not "Sarah" shortened).
 - `swap`: the two texts say the same except that a word was replaced by a different word
-  ("adults" -> "children", "flight" -> "package holiday"). Spelling slips ("statment"),
-  contractions ("can't" / "cannot") and greetings ("hi", "okay so") are not replacements.
+  ("adults" -> "children", "flight" -> "package holiday"), the same two things sit on the other
+  sides of a direction word ("Word to PDF" / "PDF to Word"), or a role is replaced by its
+  counterpart (tenant/landlord, employer/employee). Spelling slips ("statment"), contractions
+  ("can't" / "cannot"), greetings and sign-offs ("Morning!", "hi", "cheers") and answer particles
+  ("No, ...") are not replacements.
 
 The checks are deliberately lexical and cheap (no model); `tokenops eval cache` measures what
 each one catches and what it costs in answers not served.
@@ -56,50 +63,89 @@ _TIME_WORDS = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays thursdays fridays "
     "saturdays sundays weekday weekdays weekend weekends today tomorrow yesterday tonight morning afternoon "
     "evening night midnight midday noon january february march april june july august september october "
-    "november december spring summer autumn winter daily weekly monthly yearly annually annual hourly am pm".split()
+    "november december spring summer autumn winter daily weekly monthly yearly annually annual hourly".split()
 )
-_NEGATIONS = frozenset("not no never none nothing nobody nowhere neither nor without non".split())
+_NEGATIONS = frozenset(
+    "not no never none nothing nobody nowhere neither nor without non absence absent lack lacking stop avoid prevent "
+    "skip omit omitting except excluding eliminate".split()
+)
+"""Words that negate what follows, verbs of stopping included ("stop watering", "avoid"). "non-members" is read as
+"non members", so it agrees with "not a member"."""
+_NOT_NEGATIONS = frozenset({("not", "only"), ("no", "matter"), ("no", "doubt")})
+"""Idioms that deny nothing ("not only ... but also")."""
 _OPPOSITES = (
     ("open", "closed"), ("open", "close"), ("add", "remove"), ("add", "delete"), ("include", "exclude"),
-    ("included", "excluded"), ("allow", "block"), ("allowed", "forbidden"), ("allowed", "banned"),
-    ("enable", "disable"), ("start", "stop"), ("start", "end"), ("pause", "resume"), ("upgrade", "downgrade"),
+    ("included", "excluded"), ("allow", "block"),
+    ("enable", "disable"), ("start", "end"), ("pause", "resume"), ("upgrade", "downgrade"),
     ("increase", "decrease"), ("increase", "reduce"), ("raise", "lower"), ("buy", "sell"), ("send", "receive"),
     ("import", "export"), ("upload", "download"), ("join", "leave"), ("lock", "unlock"),
     ("subscribe", "unsubscribe"), ("refundable", "non-refundable"), ("before", "after"), ("most", "least"),
     ("best", "worst"), ("more", "less"), ("more", "fewer"), ("max", "min"), ("maximum", "minimum"),
-    ("highest", "lowest"), ("cheapest", "dearest"), ("eat", "avoid"), ("compulsory", "optional"),
+    ("highest", "lowest"), ("cheapest", "dearest"), ("compulsory", "optional"),
     ("mandatory", "optional"), ("required", "optional"), ("accept", "reject"), ("accept", "decline"),
     ("approve", "reject"), ("approve", "deny"), ("win", "lose"), ("inside", "outside"), ("above", "below"),
-    ("early", "late"), ("earliest", "latest"), ("hot", "cold"), ("safe", "unsafe"), ("legal", "illegal"),
+    ("early", "late"), ("earliest", "latest"), ("hot", "cold"), ("safe", "unsafe"),
     ("possible", "impossible"), ("able", "unable"), ("paid", "unpaid"), ("free", "paid"), ("public", "private"),
     ("input", "output"), ("pros", "cons"), ("advantages", "disadvantages"), ("benefits", "risks"),
     ("always", "never"), ("connect", "disconnect"), ("activate", "deactivate"), ("install", "uninstall"),
     ("encrypt", "decrypt"), ("follow", "unfollow"), ("block", "unblock"), ("hide", "show"),
     ("freeze", "unfreeze"), ("cancel", "renew"), ("cancel", "book"), ("arrive", "depart"),
-    ("arrivals", "departures"), ("deposit", "withdraw"), ("credit", "debit"), ("borrow", "lend"),
-    ("allow", "prevent"), ("keep", "lose"), ("gain", "lose"), ("pass", "fail"), ("success", "failure"),
+    ("arrivals", "departures"),
+    ("in", "out"), ("on", "off"), ("internal", "external"), ("deposit", "withdraw"), ("credit", "debit"),
+    ("borrow", "lend"),
+    ("keep", "lose"), ("gain", "lose"), ("pass", "fail"), ("success", "failure"),
 )  # fmt: skip
-_OPPOSITE = {(a, b) for a, b in _OPPOSITES} | {(b, a) for a, b in _OPPOSITES}
+_POLES = (
+    ("increase raise higher larger bigger more extend boost maximum max longer grow up",
+     "decrease reduce lower smaller less fewer shorten minimum min shorter shrink down"),
+    ("good properly outstanding excellent best working correct correctly healthy positive",
+     "bad poor inadequate worst fault faulty broken wrong incorrect failing unhealthy negative"),
+    ("legal lawful lawfully legally allowed permitted permit allow",
+     "illegal unlawful unlawfully illegally banned forbidden prohibited prohibit ban forbid"),
+)  # fmt: skip
+"""Scales with two ends: a word from one end replaced by any word from the other flips the question."""
+_OPPOSITE = (
+    {(a, b) for a, b in _OPPOSITES}
+    | {(b, a) for a, b in _OPPOSITES}
+    | {(x, y) for up, down in _POLES for x in up.split() for y in down.split()}
+    | {(y, x) for up, down in _POLES for x in up.split() for y in down.split()}
+)
+_CONVERSES = (
+    ("tenant", "landlord"), ("employer", "employee"), ("buyer", "seller"), ("sender", "recipient"),
+    ("lender", "borrower"), ("teacher", "student"), ("doctor", "patient"), ("parent", "child"),
+    ("customer", "supplier"), ("host", "guest"), ("payer", "payee"),
+)  # fmt: skip
+"""Two roles of one relation: "notice a tenant gives" is not "notice a landlord gives"."""
+_CONVERSE = {(a, b) for a, b in _CONVERSES} | {(b, a) for a, b in _CONVERSES}
 _FILLER = frozenset(
     "hi hello hey there okay ok so please thanks thank you um uh well just quick question quickly actually "
     "really basically kindly anyway right yeah yes sorry excuse me i was wondering wonder could would can "
-    "you tell let know".split()
+    "you tell let know hiya cheers er erm like silly bother team advance usually generally typically normally "
+    "need needs".split()
 )
 _STOP = frozenset(
     "a an the of to for in on at by with from as is are was were be been being am do does did doing have has "
     "had i me my mine we our us you your it its this that these those there here what which who whom whose "
     "when where why how and or but if then so than too very can could would should will shall may might must "
     "get got any some all about into onto out up just also still much many there's what's it's i'm i've "
-    "i'd i'll".split()
+    "i'd i'll whats whos hows wheres whens thats theres".split()
 )
+
+
+_OPENING = re.compile(
+    r"^(?:\s*(?:(?:hi|hello|hey|hiya)(?: there| team| all)?|er|erm|um|uh|so|okay|ok)\b[\s,!.:;-]*"
+    r"|\s*(?:good )?(?:morning|afternoon|evening)[,!.:;]+|\s*(?:yes|no|yeah|sorry|right|well)[,!.:;]+)+"
+)
+"""Greetings and answer particles opening a text: "Morning! How ...", "No, the parameter ..."."""
+_CLOSING = re.compile(r"(?:\s*(?:cheers|thanks(?: in advance)?|thank you|ta)[\s!.]*)+$")
 
 
 def _normalise(text: str) -> str:
     text = text.replace("’", "'").replace("‘", "'")
-    lowered = text.lower()
+    lowered = _CLOSING.sub("", _OPENING.sub("", text.lower()))
     for short, long in _CONTRACTIONS.items():
         lowered = lowered.replace(short, long)
-    return lowered
+    return lowered.replace("non-", "non ")
 
 
 def words(text: str) -> list[str]:
@@ -123,9 +169,19 @@ def _number(token: str) -> str | None:
         return (token[0] if token[0] in "£$€" else "") + value + unit
     if token in _NUMBER_WORDS:
         return str(_NUMBER_WORDS[token])
+    if "-" in token:  # "two-bed", "same-day"
+        parts = token.split("-")
+        if any(p in _NUMBER_WORDS for p in parts):
+            return "-".join(str(_NUMBER_WORDS.get(p, p)) for p in parts)
+        if parts[0] in _RELATIVE and parts[-1] in _PERIODS:
+            return token
     if token in _TIME_WORDS:
         return token.removesuffix("s") if token.endswith(("days", "ends")) else token
     return None
+
+
+_RELATIVE = frozenset("same next last previous following this".split())
+_PERIODS = frozenset("day week month year night hour".split())
 
 
 def numbers(text: str) -> set[str]:
@@ -133,8 +189,25 @@ def numbers(text: str) -> set[str]:
     return {n for w in words(text) if (n := _number(w)) is not None}
 
 
-def _negated(ws: Iterable[str]) -> bool:
-    return any(w in _NEGATIONS or w.startswith(("non-", "no-")) for w in ws)
+def _variants(word: str) -> set[str]:
+    """The word and its likely stems ("stopped" -> "stop", "watering" -> "water")."""
+    out = {word}
+    for suffix in ("s", "es", "ed", "d", "ing", "ly", "ped", "ping"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            out.add(word[: -len(suffix)])
+    return out
+
+
+def _negated(ws: list[str]) -> bool:
+    """Some word negates (idioms aside: "not only", "whether or not")."""
+    for i, w in enumerate(ws):
+        if w.startswith("no-"):
+            return True
+        if not _variants(w) & _NEGATIONS or (i and ws[i - 1] == "or"):
+            continue
+        if (w, ws[i + 1] if i + 1 < len(ws) else "") not in _NOT_NEGATIONS:
+            return True
+    return False
 
 
 _PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non", "non-", "de", "anti")
@@ -159,7 +232,8 @@ def _close(a: str, b: str) -> bool:
     """The same word: a spelling slip or an inflection ("statment", "eggs")."""
     if a == b:
         return True
-    if min(len(a), len(b)) >= 3 and (a.startswith(b[:-1]) or b.startswith(a[:-1])):
+    short, long = sorted((a, b), key=len)
+    if len(short) >= 3 and (long.startswith(short) or (len(short) >= 4 and long.startswith(short[:-1]))):
         return True
     return min(len(a), len(b)) >= 4 and SequenceMatcher(None, a, b).ratio() >= 0.8
 
@@ -191,7 +265,9 @@ def conflict(a: str, b: str, checks: Iterable[Conflict] = CHECKS) -> Conflict | 
             return check
         if check == "entity" and _entity(ta, tb, short):
             return check
-        if check == "swap" and ((short and _swapped(ta, tb)) or _redirected(ta.words, tb.words)):
+        if check == "swap" and (
+            (short and _swapped(ta, tb)) or _redirected(ta.words, tb.words) or _reordered(ta, tb) or _converse(ta, tb)
+        ):
             return check
     return None
 
@@ -204,16 +280,32 @@ def _numbers_differ(ta: _Text, tb: _Text, short: bool) -> bool:
 
 
 def _negation(ta: _Text, tb: _Text) -> bool:
-    if _negated(ta.words) != _negated(tb.words):
-        return True
-    matcher = SequenceMatcher(None, ta.words, tb.words, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "replace":
-            continue
-        pairs = [(x, y) for x in ta.words[i1:i2] for y in tb.words[j1:j2]]
-        if any((x, y) in _OPPOSITE or _prefixed(x, y) for x, y in pairs):
-            return True
-    return False
+    """The polarities differ: a negation on one side only, or a word and its opposite, but not both
+    ("not mandatory" / "optional" agree)."""
+    flipped = _negated(ta.words) != _negated(tb.words)
+    return flipped != (_opposites(ta, tb) % 2 == 1)
+
+
+def _parts(ws: list[str]) -> set[str]:
+    return {p for w in ws for p in (w, *w.split("-")) if p}
+
+
+def _opposites(ta: _Text, tb: _Text) -> int:
+    """How many words of one side have their opposite, not shared, on the other side (each word used once)."""
+    pa, pb = _parts(ta.words), _parts(tb.words)
+    gone, new = sorted(pa - pb), sorted(pb - pa)
+    used: set[str] = set()
+    count = 0
+    for x in gone:
+        vx = _variants(x)
+        for y in new:
+            if y in used:
+                continue
+            if _prefixed(x, y) or any((u, v) in _OPPOSITE for u in vx for v in _variants(y)):
+                used.add(y)
+                count += 1
+                break
+    return count
 
 
 def _lone(names: set[str], other: _Text) -> set[str]:
@@ -263,3 +355,27 @@ def _redirected(wa: list[str], wb: list[str]) -> bool:
     pa, pb = _attached(wa), _attached(wb)
     heads_b, preps_b = {h for _, h in pb}, {p for p, _ in pb}
     return any(h in heads_b and p in preps_b for p, h in pa - pb)
+
+
+def _converse(ta: _Text, tb: _Text) -> bool:
+    """One role replaced by its counterpart: "tenant" -> "landlord", "employer" -> "employee"."""
+    pa, pb = _parts(ta.content), _parts(tb.content)
+    gone, new = pa - pb, pb - pa
+    return any((u, v) in _CONVERSE for x in gone for y in new for u in _variants(x) for v in _variants(y))
+
+
+def _reordered(ta: _Text, tb: _Text) -> bool:
+    """The same two things on the other sides of a direction word: "Word to PDF" / "PDF to Word"."""
+    wa, wb = ta.words, tb.words
+    for i, w in enumerate(wa):
+        if w not in _DIRECTIONS:
+            continue
+        before = next((x for x in reversed(wa[:i]) if x in ta.content), None)
+        after = next((x for x in wa[i + 1 :] if x in ta.content), None)
+        if before is None or after is None or before == after:
+            continue
+        for k, v in enumerate(wb):
+            head, tail = wb[:k], wb[k + 1 :]
+            if v == w and after in head and before in tail and before not in head and after not in tail:
+                return True
+    return False
