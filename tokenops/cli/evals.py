@@ -92,7 +92,7 @@ def cache(
     scorers = Scorer.of(settings, threshold)
     vectorise = Vectoriser(Embedder(threads=2))
     started = time.perf_counter()
-    emit(pa.Table.from_pylist(gptcache(root, vectorise, scorers, limit)), fmt, title="GPTCache mock_data")
+    emit(pa.Table.from_pylist(_shares(gptcache(root, vectorise, scorers, limit), fmt)), fmt, title="GPTCache mock_data")
     shares = _shares(fow_pairs(root, vectorise, scorers, limit), fmt)
     emit(pa.Table.from_pylist(shares), fmt, title="fow-cache pairs: share served (a trap served is a wrong answer)")
     conversations = _shares(fow_conversations(root, vectorise, scorers, limit), fmt)
@@ -116,4 +116,10 @@ def _shares(rows: list[dict[str, object]], fmt: Format) -> list[dict[str, object
     """Shares as percentages in a table (CSV and JSON keep the fractions)."""
     if fmt is not Format.table:
         return rows
-    return [{k: f"{v:.1%}" if isinstance(v, float) and k != "threshold" else v for k, v in row.items()} for row in rows]
+    return [{k: _share_cell(k, v) for k, v in row.items()} for row in rows]
+
+
+def _share_cell(key: str, value: object) -> object:
+    if not isinstance(value, float):
+        return value
+    return f"{value:.2f}" if key == "threshold" else f"{value:.1%}"
