@@ -8,8 +8,10 @@ Generates a LiteLLM `LiteLLM_SpendLogs` CSV export and a Bedrock model-invocatio
 lines) of N rows each, and `--small-rows` rows of a Langfuse observations export, OpenAI and
 Anthropic usage report pages and a FOCUS bill (the FOCUS sample's lines repeated), then imports
 each into a fresh DuckDB ledger in its own process (so the peak RSS of one does not hide the
-other's) through `run_import`, exactly as `tokenops import` does. With `--before DIR` (another
-checkout's `tokenops` package) each import also runs on that code, on the next line.
+other's) through `run_import`, exactly as `tokenops import` does: the ledger gets the default
+`[duckdb]` memory cap (`DuckDBSettings`), or DuckDB's own default on code older than that setting.
+With `--before DIR` (another checkout's `tokenops` package) each import also runs on that code,
+on the next line. `--small-rows 5000000 --only langfuse` runs the Langfuse import at 5M rows.
 
 CPU seconds (all threads) are printed beside wall seconds: on a shared machine rows per CPU
 second move less than rows/s. Target (issue 6): >= 200k rows/s for CSV/JSONL usage imports,
@@ -28,6 +30,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).parent / "out"
 MODELS = [
@@ -204,10 +207,9 @@ def _run(source: str, path: Path, code: str | None, queue: multiprocessing.Queue
     if code:  # another checkout's package, ahead of this one
         sys.path.insert(0, code)
     from tokenops.ingest import get_importer, run_import
-    from tokenops.store import DuckDBLedger
 
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = DuckDBLedger(Path(tmp) / "ledger.duckdb")
+        ledger = _ledger(Path(tmp) / "ledger.duckdb")
         started, cpu = time.perf_counter(), time.process_time()
         report = run_import(get_importer(source), [path], ledger)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -215,6 +217,20 @@ def _run(source: str, path: Path, code: str | None, queue: multiprocessing.Queue
     assert report.rejected == 0 and report.imported == report.rows, report.summary()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put((source, "before" if code else "after", report.rows, seconds, cpu, peak_mb))
+
+
+def _ledger(path: Path) -> Any:
+    """A DuckDB ledger opened as `tokenops import` opens it (memory cap from the default settings), on any checkout."""
+    import inspect
+
+    from tokenops.store import DuckDBLedger
+
+    if "memory_limit" not in inspect.signature(DuckDBLedger).parameters:  # older code: DuckDB's defaults
+        return DuckDBLedger(path)
+    from tokenops.config import DuckDBSettings
+
+    settings = DuckDBSettings()
+    return DuckDBLedger(path, memory_limit=settings.memory_limit, threads=settings.threads)
 
 
 def main() -> None:

@@ -133,6 +133,19 @@ class CacheSettings(BaseModel):
     """The semantic cache, consulted on an exact miss (needs `enabled` above too)."""
 
 
+class DuckDBSettings(BaseModel):
+    """`[duckdb]`: resources a DuckDB ledger may use while `tokenops import` writes to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory_limit: str = "256MB"
+    """DuckDB's buffer pool cap: with DuckDB's default (80% of RAM) an import's memory grows with the file.
+
+    256MB kept a 5M-row import flat; DuckDB spills to `<ledger>.tmp` when a query needs more."""
+    threads: int | None = Field(default=None, gt=0)
+    """DuckDB worker threads (unset: one per core)."""
+
+
 class Settings(BaseSettings):
     """All of tokenops' configuration."""
 
@@ -158,6 +171,8 @@ class Settings(BaseSettings):
     """The exact response cache."""
     route: RouteSettings = Field(default_factory=RouteSettings)
     """Model routing at the gateway (rules, learned router) and named SDK cascades."""
+    duckdb: DuckDBSettings = Field(default_factory=DuckDBSettings)
+    """DuckDB ledger resources for imports (memory cap, threads)."""
 
     @classmethod
     def settings_customise_sources(

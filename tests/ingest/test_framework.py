@@ -20,6 +20,7 @@ from tokenops.ingest._rows import (
     coalesced,
     csv_records,
     csv_rows,
+    in_order,
     jsonl_rows,
     line_chunks,
     open_text,
@@ -236,3 +237,60 @@ def test_batches_read_before_an_importer_error_are_written(tmp_path: Path) -> No
             run_import(_Batches(), [path], ledger)
         rows = ledger.query_rows("SELECT request_id FROM usage_events ORDER BY 1")
     assert rows == [{"request_id": "r0"}, {"request_id": "r1"}]
+
+
+def test_in_order_keeps_the_order_and_bounds_the_work_in_flight() -> None:
+    import threading
+    import time
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def work(item: int) -> int:
+        with lock:
+            started.append(item)
+        time.sleep(0.001 * (item % 3))  # later items may finish first
+        return item * 10
+
+    def items() -> Iterator[int]:
+        for item in range(20):
+            with lock:
+                assert len(started) - consumed[0] <= 2  # never more than two items handed out ahead
+            yield item
+
+    consumed = [0]
+    results = []
+    for result in in_order(items(), work, 2):
+        consumed[0] += 1
+        results.append(result)
+    assert results == [i * 10 for i in range(20)]
+    assert list(in_order(range(3), str, 1)) == ["0", "1", "2"]
+
+    def fails(item: int) -> int:
+        if item == 2:
+            raise ValueError("bad chunk")
+        return item
+
+    with pytest.raises(ValueError, match="bad chunk"):
+        list(in_order(range(5), fails, 2))
+
+
+def test_import_caps_the_duckdb_ledgers_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "calls.jsonl"
+    path.write_text("")
+    ledger = tmp_path / "ledger.duckdb"
+    monkeypatch.setenv("TOKENOPS_DUCKDB__MEMORY_LIMIT", "300MB")
+    monkeypatch.setenv("TOKENOPS_DUCKDB__THREADS", "1")
+    opened: list[DuckDBLedger] = []
+    original = DuckDBLedger.close
+
+    def close(self: DuckDBLedger) -> None:
+        opened.append(self)
+        settings = self.query("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t")
+        assert settings.to_pylist() == [{"m": "286.1 MiB", "t": 1}]
+        original(self)
+
+    monkeypatch.setattr(DuckDBLedger, "close", close)
+    result = CliRunner().invoke(app, ["import", "bedrock", str(path), "--ledger", f"duckdb:{ledger}", "-q"])
+    assert result.exit_code == 0, result.output
+    assert opened

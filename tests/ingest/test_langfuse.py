@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from tokenops.cli import app
 from tokenops.events import TokenUsage
 from tokenops.ingest import run_import
+from tokenops.ingest._langfuse_columns import parse_chunk
 from tokenops.ingest.langfuse import IMPORTER, SOURCE
 from tokenops.pricing import Priced, Pricer
 from tokenops.store import DuckDBLedger
@@ -125,3 +126,66 @@ def test_bad_observations_are_named_by_line_and_reimport_changes_nothing(tmp_pat
         assert unknown["error_type"] == "timeout"
         again = run_import(IMPORTER, [path], ledger)
         assert (again.imported, again.duplicates, again.rejected) == (0, 4, 4)
+
+
+def _variants() -> list[dict[str, Any]]:
+    """Observations covering every branch of `event_row`, good and bad."""
+    g = generation
+    return [
+        g(0),
+        g(1, usageDetails={"input": 500, "input_cached_tokens": 300, "input_cache_read": 7, "output": 90}),
+        g(2, usageDetails={"input": 5, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2, "output": 4}),
+        g(3, usageDetails={"input": 12.0, "output": 3.0, "output_reasoning": 2.0, "input_cache_creation": 1}),
+        g(4, usageDetails=None, promptTokens=40, completionTokens=5),
+        g(5, usageDetails={}, usage={"input": 9, "output": 1}),
+        g(6, usageDetails={"total": 5}, promptTokens=40),
+        g(7, usageDetails={"input": 0, "output": 0}, usage={"input": 11, "output": 2}),
+        g(8, usageDetails={"input": -1, "output": 1}),
+        g(9, usageDetails={"input": 12.5, "output": 1}),
+        g(10, type="SPAN", model=None),
+        g(11, type=None),
+        g(12, id="  "),
+        g(13, model=" "),
+        g(14, startTime=None),
+        g(15, metadata={"provider": "OpenAI", "team": 7, "customer": " acme ", "api_key_id": "k1", "x": 'a"b'}),
+        g(16, metadata={"ls_provider": "anthropic", "user_id": "meta-user", "name": "from-meta", "é": "ü"}),
+        g(17, userId=None, metadata={"user_id": "meta-user", "a": "1", "m": "2", "z": "3", "tier": ""}),
+        g(18, metadata=None, costDetails={"total": 0}),
+        g(19, metadata=["not", "an", "object"], costDetails=None),
+        g(20, costDetails={"total": 1e-7}, traceId='trace "quoted"'),
+        g(21, level="ERROR", statusMessage="  rate limited "),
+        g(22, endTime="2025-02-01T08:00:00Z", completionStartTime=None),
+        g(23, startTime="2025-02-01T10:00:00+02:00", endTime="2025-02-01T08:00:02Z"),
+        g(24, name=None, traceId=None, costDetails={"input": 1}),
+        g(25, usageDetails={"input": 3, "output": 2}, usage={"input": -4}),
+    ]
+
+
+def test_the_columnar_path_imports_exactly_what_the_row_path_does(tmp_path: Path, monkeypatch: Any) -> None:
+    path = tmp_path / "observations.jsonl"
+    lines = [json.dumps(dict(o, id=f"{o['id']}-{n}") if o["id"].strip() else o) for n in range(3) for o in _variants()]
+    path.write_text("\n".join(lines) + "\n")
+    results = []
+    parsed: list[Any] = []
+
+    def spy(*args: Any) -> Any:
+        parsed.append(parse_chunk(*args))
+        return parsed[-1]
+
+    monkeypatch.setattr("tokenops.ingest.langfuse.parse_chunk", spy)
+    for columnar in (True, False):
+        if not columnar:
+            monkeypatch.setattr("tokenops.ingest.langfuse.parse_chunk", lambda *args: None)
+        with DuckDBLedger(":memory:") as ledger:
+            report = run_import(IMPORTER, [path], ledger)
+            stored = ledger.query_rows("SELECT * FROM usage_events ORDER BY request_id")
+        results.append((report.as_dict(), stored))
+    assert results[0] == results[1]
+    assert parsed[0].columns is not None and len(parsed[0].columns.ts_us) == 39  # the rest went through event_row
+    report, stored = results[0]
+    assert (report["rows"], report["rejected"], len(stored)) == (72, 15, 57)
+    by_id = {r["request_id"]: r for r in stored}
+    assert by_id["obs-0015-0"]["tags"] == (
+        '{"langfuse_cost":"0.0032","name":"chat","provider":"OpenAI","trace_id":"trace-5","x":"a\\"b"}'
+    )
+    assert (by_id["obs-0015-0"]["provider"], by_id["obs-0015-0"]["team"]) == ("openai", "7")

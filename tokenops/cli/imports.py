@@ -48,7 +48,11 @@ def import_(
     importer = with_pricer(importer, Pricer(settings.pricing.overrides))  # the organisation's prices apply
     path = Path(settings.ledger.removeprefix("duckdb:"))
     try:
-        store = open_ledger(settings.ledger) if is_server_ledger(settings.ledger) else DuckDBLedger(path)
+        store = (
+            open_ledger(settings.ledger)
+            if is_server_ledger(settings.ledger)
+            else DuckDBLedger(path, memory_limit=settings.duckdb.memory_limit, threads=settings.duckdb.threads)
+        )
     except duckdb.IOException as exc:
         raise fail(f"the ledger {str(path)!r} is held by a running tokenops server; stop it or import there") from exc
     console = Console(stderr=True, soft_wrap=True)  # keep each `file:line: reason` on one line

@@ -123,6 +123,7 @@ class _Linear:
 
 _Group = _Linear | str | None
 """A priced group's linear form, "unpriced", or None when every row needs `Pricer.price`."""
+_UNKNOWN = object()
 
 
 class RateBook:
@@ -164,8 +165,9 @@ class RateBook:
     def group(self, provider: str, model: str, batch: bool, start_us: int) -> _Group:
         """How calls in the period starting at `start_us` are priced (memoised)."""
         key = (provider, model, batch, start_us)
-        if key in self._groups:
-            return self._groups[key]
+        known = self._groups.get(key, _UNKNOWN)  # one lookup: chunks are priced on two threads (`in_order`)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
         ts = datetime.fromtimestamp(start_us / 1e6, UTC)
         probe = self.pricer.price(model, _PROBE, provider=provider or None, ts=ts, batch=batch)
         found: _Group

@@ -12,19 +12,38 @@ import csv
 import gzip
 import hashlib
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import pyarrow as pa
+import pyarrow.json as pa_json
 
 from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 Record = UsageEvent | TaskRun | Outcome | Person | SeatLicense | TimeEntry | ProviderUsage | BilledCost
 """Anything an importer can hand to the ledger."""
+
+READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {"threads": 1}
+"""DuckDB settings of an importer's own connection (parsing `metadata` JSON and the like).
+
+Each chunk is parsed serially and the parallelism is across chunks (`in_order`) and between
+parsing and the ledger writer (`run._Writer`): splitting one chunk over threads costs more CPU
+than it saves time (Arrow's multi-threaded CSV reader takes 3x the CPU of its serial one on
+quoted multi-line records), and on a two-core machine the writer needs a core too.
+"""
+PARSERS = 2
+"""Chunks parsed at once by the chunked importers (`in_order`); each parses serially."""
+SINGLE_JSON = pa_json.ReadOptions(use_threads=False)
+"""Arrow JSON reading options of the chunked importers (serial, see `READER_CONFIG`)."""
 
 MAX_ERRORS_KEPT = 10_000
 """Rejected rows remembered for the report; more are counted, not kept (a 5M-row file of garbage)."""
@@ -369,6 +388,25 @@ def _merged(batches: list[Batch]) -> Batch:
             tables.setdefault(name, []).append(table)
     merged.tables = {name: pa.concat_tables(parts) for name, parts in tables.items()}
     return merged
+
+
+def in_order(items: Iterable[T], work: Callable[[T], R], workers: int = PARSERS) -> Iterator[R]:
+    """`work(item)` for every item, `workers` items at a time on threads, results in the items' order.
+
+    For chunk parsers whose work is mostly Arrow and DuckDB (which release the GIL): at most
+    `workers` chunks are in flight, so memory stays bounded whatever the file size.
+    """
+    if workers <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="tokenops-import-parser") as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

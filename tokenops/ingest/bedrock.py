@@ -40,7 +40,7 @@ from tokenops.ingest._events import (
     tags_json,
     usage_problem,
 )
-from tokenops.ingest._rows import Batch, Chunk, RowError, coalesced, line_chunks
+from tokenops.ingest._rows import SINGLE_JSON, Batch, Chunk, RowError, coalesced, in_order, line_chunks
 from tokenops.pricing import Pricer
 
 NAME = "bedrock"
@@ -96,13 +96,15 @@ class BedrockImporter:
         yield from coalesced(self._chunks(path, RateBook(self.pricer)), APPEND_ROWS)
 
     def _chunks(self, path: Path, rates: RateBook) -> Iterator[Batch]:
-        for chunk in line_chunks(path, CHUNK_BYTES):
-            columns = fast_columns(chunk)
-            if columns is not None:
-                table = event_table(columns, rates, SOURCE)
-                yield Batch(tables={"usage_events": table}, rows=table.num_rows, bytes_read=chunk.position)
-            else:
-                yield _slow(chunk, path, rates)
+        return in_order(line_chunks(path, CHUNK_BYTES), lambda chunk: _chunk(chunk, path, rates))
+
+
+def _chunk(chunk: Chunk, path: Path, rates: RateBook) -> Batch:
+    columns = fast_columns(chunk)
+    if columns is None:
+        return _slow(chunk, path, rates)
+    table = event_table(columns, rates, SOURCE)
+    return Batch(tables={"usage_events": table}, rows=table.num_rows, bytes_read=chunk.position)
 
 
 def _slow(chunk: Chunk, path: Path, rates: RateBook) -> Batch:
@@ -185,7 +187,7 @@ def event_row(record: Any) -> tuple[object, ...]:
 def fast_columns(chunk: Chunk) -> Columns | None:
     """The chunk parsed as columns, or None when it needs the line-by-line path."""
     try:
-        table = pj.read_json(io.BytesIO(chunk.data), parse_options=_PARSE)
+        table = pj.read_json(io.BytesIO(chunk.data), read_options=SINGLE_JSON, parse_options=_PARSE)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     expected = chunk.lines + (0 if chunk.data.endswith(b"\n") else 1)

@@ -47,12 +47,14 @@ from tokenops.ingest._events import (
 )
 from tokenops.ingest._litellm_metadata import read_metadata, tag_texts
 from tokenops.ingest._rows import (
+    READER_CONFIG,
     Batch,
     Chunk,
     RowError,
     chunk_records,
     coalesced,
     csv_records,
+    in_order,
     line_chunks,
     open_text,
     shown,
@@ -146,9 +148,9 @@ class LiteLLMImporter:
         yield from coalesced(self._chunks(path, header, RateBook(self.pricer)), APPEND_ROWS)
 
     def _chunks(self, path: Path, header: list[str], rates: RateBook) -> Iterator[Batch]:
-        with duckdb.connect() as conn:  # one for the whole file: opening one costs ~20 ms
-            for chunk in line_chunks(path, CHUNK_BYTES, quoted=True, skip=1):
-                yield self._chunk(chunk, header, path, rates, conn)
+        with duckdb.connect(config=READER_CONFIG) as conn:  # one for the whole file: opening one costs ~20 ms
+            chunks = line_chunks(path, CHUNK_BYTES, quoted=True, skip=1)
+            yield from in_order(chunks, lambda chunk: self._chunk(chunk, header, path, rates, conn))
 
     def _chunk(
         self, chunk: Chunk, header: list[str], path: Path, rates: RateBook, conn: duckdb.DuckDBPyConnection
@@ -406,7 +408,7 @@ def fast_columns(chunk: Chunk, header: list[str], conn: duckdb.DuckDBPyConnectio
     try:
         table = pcsv.read_csv(
             io.BytesIO(chunk.data),
-            read_options=pcsv.ReadOptions(column_names=header, block_size=1 << 20),
+            read_options=pcsv.ReadOptions(column_names=header, use_threads=False),  # serial: see READER_CONFIG
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
                 column_types=dict.fromkeys(wanted, pa.string()),
@@ -442,7 +444,7 @@ def fast_columns(chunk: Chunk, header: list[str], conn: duckdb.DuckDBPyConnectio
     small = {name: col(name) for name in _EXTRAS if name != "metadata"}
     small["metadata"] = table["metadata"].combine_chunks() if "metadata" in table.column_names else blank
     if conn is None:
-        with duckdb.connect() as own:
+        with duckdb.connect(config=READER_CONFIG) as own:
             found = _metadata(small, own)
     else:
         found = _metadata(small, conn)
