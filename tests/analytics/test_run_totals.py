@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from tokenops.analytics import kpis as kpis_module
+from tokenops.analytics import run_totals
+from tokenops.analytics.drilldown import workflow_runs
 from tokenops.analytics.kpis import kpis
-from tokenops.analytics.spend import Filters
+from tokenops.analytics.spend import Filters, summary, tokens_per_task
+from tokenops.analytics.unit_economics import levers
 from tokenops.demo import generate_org
 from tokenops.store import DuckDBLedger
 from tokenops.store.migrations import RUN_PARTIALS, UNIFORM
@@ -22,6 +25,10 @@ def _ledger_in_pieces() -> DuckDBLedger:
     org = generate_org(7, days=30, baseline_days=7, scale=0.1)
     ledger = DuckDBLedger()
     events = org.usage_events.sort_by("ts")
+    # one call in 97 moves to another team: its run is mixed, so every plan has runs to take from the calls
+    moved = pc.equal(pc.bit_wise_and(pa.array(range(events.num_rows)), 127), 97)
+    team = events.schema.get_field_index("team")
+    events = events.set_column(team, "team", pc.if_else(moved, pa.scalar("moved"), events["team"]))
     runs = org.task_runs
     ledger.append("task_runs", runs.slice(0, runs.num_rows // 2))
     step = events.num_rows // 7 + 1
@@ -73,7 +80,42 @@ def test_kpis_from_run_totals_equal_kpis_from_calls(
     filters: Filters,
 ) -> None:
     fast = kpis(ledger, dimensions, grain=grain, filters=filters)
-    monkeypatch.setattr(kpis_module, "usable", lambda *_: False)
+    monkeypatch.setattr(run_totals, "usable", lambda *_: False)
     slow = kpis(ledger, dimensions, grain=grain, filters=filters)
     assert fast.num_rows > 0
     assert fast.equals(slow), pa.Table.to_pylist(fast)[:2]
+
+
+_PERIOD = Filters(start=datetime(2026, 10, 25, 12, 7, tzinfo=UTC), end=datetime(2026, 11, 8, 15, 3, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["split runs listed", "split runs by subquery"])
+@pytest.mark.parametrize("filters", [Filters(), _PERIOD, Filters(team="engineering", start=_PERIOD.start)])
+def test_every_report_on_run_totals_equals_the_calls(
+    ledger: DuckDBLedger, monkeypatch: pytest.MonkeyPatch, filters: Filters, listed: bool
+) -> None:
+    """KPIs with the tokens-per-run spread, tokens per task, the summary, the levers and a workflow's runs."""
+    if not listed:
+        monkeypatch.setattr(run_totals, "LISTED_SPLITS", 0)
+    workflow = str(
+        ledger.query_rows("SELECT workflow FROM usage_events WHERE workflow IS NOT NULL LIMIT 1")[0]["workflow"]
+    )
+
+    def every_report() -> list[object]:
+        return [
+            kpis(ledger, ["workflow"], filters=filters, run_quantile=0.95).to_pylist(),
+            kpis(ledger, ["user"], grain="hour", filters=filters).to_pylist(),
+            tokens_per_task(ledger, quantile=0.9, filters=filters).to_pylist(),
+            summary(ledger, filters),
+            levers(ledger, "team", filters),
+            levers(ledger, "customer", filters),
+            workflow_runs(ledger, workflow, filters, limit=30),
+        ]
+
+    assert run_totals.usable(ledger, ["workflow"], filters)
+    fast = every_report()
+    monkeypatch.setattr(run_totals, "usable", lambda *_: False)
+    slow = every_report()
+    assert fast[0]
+    for got, expected in zip(fast, slow, strict=True):
+        assert got == expected

@@ -9,8 +9,10 @@ its calls were unpriced instead of treating them as $0.
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
+from tokenops.analytics.run_totals import per_run_sql
 from tokenops.analytics.spend import Filters
 from tokenops.store import Ledger
 
@@ -31,25 +33,40 @@ _RUN_COLUMNS = """
     count(*) FILTER (WHERE e.unpriced) AS unpriced_calls
 """
 
+# a run's columns on the page besides `run_totals.RUN_MEASURES`, from its stored totals or from its calls: a whole
+# run's calls agree on team and user, so `any_value` of its calls is the stored value
+_RUN_EXTRA = (
+    ("team", "team", "any_value(team)"),
+    ("user", "user_id", "any_value(user_id)"),
+    ("first_call", "first_ts", "min(ts)"),
+    ("last_call", "last_ts", "max(ts)"),
+)
+
 
 def workflow_runs(ledger: Ledger, workflow: str, filters: Filters = EVERYTHING, *, limit: int = 100) -> Rows:
-    """A workflow's task runs, most expensive first, with their status from `task_runs` when known."""
-    where, params = filters.where()
+    """A workflow's task runs, most expensive first, with their status from `task_runs` when known.
+
+    The runs come from `run_totals.per_run_sql`: a run wholly in the filters is read from its stored
+    totals instead of grouping the workflow's calls (millions at 10M events).
+    """
+    if filters.workflow not in (None, workflow):
+        return []  # two different workflows: no call is in both
+    scoped = dataclasses.replace(filters, workflow=workflow)
+    runs, params = per_run_sql(ledger, ["workflow"], None, scoped, status=False, extra=_RUN_EXTRA)
     # the costliest first, then their status: look up `limit` runs in task_runs, not every run of the workflow
     return ledger.query_rows(
         f"""
-        WITH runs AS (
-            SELECT {_RUN_COLUMNS}
-            FROM usage_events e
-            WHERE {where} AND e.workflow = ? AND e.task_run_id IS NOT NULL
-            GROUP BY e.task_run_id
-        ),
-        costliest AS (SELECT * FROM runs ORDER BY cost DESC, task_run_id LIMIT {int(limit)})
+        WITH costliest AS (
+            SELECT task_run_id, team, "user", first_call, last_call, calls,
+                   coalesce(iterations, 0) AS max_iteration, coalesce(tokens, 0) AS tokens,
+                   coalesce(cost, 0)::DECIMAL(38,12) AS cost, unpriced_calls
+            FROM ({runs}) r ORDER BY cost DESC, task_run_id LIMIT {int(limit)}
+        )
         SELECT costliest.*, t.status
         FROM costliest LEFT JOIN task_runs t USING (task_run_id)
         ORDER BY costliest.cost DESC, costliest.task_run_id
         """,
-        [*params, workflow],
+        params,
     )
 
 

@@ -30,7 +30,7 @@ from typing import Literal, get_args
 
 import pyarrow as pa
 
-from tokenops.analytics.run_totals import run_split, split_runs, usable
+from tokenops.analytics.run_totals import per_run_sql
 from tokenops.analytics.spend import GRAINS, Filters
 from tokenops.events import TokenUsage
 from tokenops.pricing import Priced, Pricer
@@ -103,20 +103,46 @@ def escalation_pairs(ledger: Ledger, filters: Filters) -> list[tuple[str, str]]:
     return pairs
 
 
+_CALL_SUMS = (
+    ("cost", "coalesce(sum(cost_total), 0)::DECIMAL(38,12)"),
+    ("events", "count(*)"),
+    ("unpriced_events", "count(*) FILTER (WHERE unpriced)"),
+    ("unpriced_tokens", "coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0)"),
+    ("input_tokens", "coalesce(sum(input_tokens), 0)"),
+    ("cached_input_tokens", "coalesce(sum(cache_read_tokens), 0)"),
+    ("output_tokens", "coalesce(sum(output_tokens), 0)"),
+    ("reasoning_tokens", "coalesce(sum(reasoning_tokens), 0)"),
+    ("tokenops_cache_hits", "count(*) FILTER (WHERE status = 'cached')"),
+)
+"""Per-call measures of a group: each a sum, so sums of per-(group, user, customer) sums give it too."""
+
+
 def _calls_sql(dimensions: Sequence[str], grain: str | None, where: str, hours: bool) -> str:
     keys = group_keys(dimensions, grain)
+    names = _names(dimensions, grain)
+    if not hours and grain in (None, "week", "month"):
+        # two steps: sums per group, user and customer (~10k rows at 10M calls), then per group, where the
+        # distinct users and customers are cheap to count; one DISTINCT aggregate over the calls costs twice that
+        own = [k for k in keys if not k.endswith((" AS user", " AS customer"))]
+        inner = ", ".join([*own, "user_id AS _user", "customer AS _customer"])
+        sums = ", ".join(f"{sql} AS {name}" for name, sql in _CALL_SUMS)
+        outer = ", ".join(
+            f"coalesce(sum({name}), 0){'::DECIMAL(38,12)' if name == 'cost' else ''} AS {name}"
+            for name, _ in _CALL_SUMS
+        )
+        groups = ", ".join(str(i + 1) for i in range(len(own) + 2))
+        picked = [f"_user AS {n}" if n == "user" else f"_customer AS {n}" if n == "customer" else n for n in names]
+        return f"""
+            SELECT {"".join(k + ", " for k in picked)} {outer},
+                count(DISTINCT _user) AS users,
+                count(DISTINCT _customer) AS customers,
+                coalesce(sum(cost) FILTER (WHERE _customer IS NOT NULL), 0)::DECIMAL(38,12) AS customer_cost
+            FROM (SELECT {inner}, {sums} FROM usage_events WHERE {where} GROUP BY {groups}) c {_by(len(names))}
+        """
     hour_count = ", count(DISTINCT date_trunc('hour', ts)) AS hours" if hours else ""
     return f"""
         SELECT {"".join(k + ", " for k in keys)}
-            coalesce(sum(cost_total), 0)::DECIMAL(38,12) AS cost,
-            count(*) AS events,
-            count(*) FILTER (WHERE unpriced) AS unpriced_events,
-            coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0) AS unpriced_tokens,
-            coalesce(sum(input_tokens), 0) AS input_tokens,
-            coalesce(sum(cache_read_tokens), 0) AS cached_input_tokens,
-            coalesce(sum(output_tokens), 0) AS output_tokens,
-            coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
-            count(*) FILTER (WHERE status = 'cached') AS tokenops_cache_hits,
+            {", ".join(f"{sql} AS {name}" for name, sql in _CALL_SUMS)},
             count(DISTINCT user_id) AS users,
             count(DISTINCT customer) AS customers,
             coalesce(sum(cost_total) FILTER (WHERE customer IS NOT NULL), 0)::DECIMAL(38,12) AS customer_cost
@@ -125,12 +151,9 @@ def _calls_sql(dimensions: Sequence[str], grain: str | None, where: str, hours: 
     """
 
 
-def _runs_sql(
-    dimensions: Sequence[str], grain: str | None, where: str, escalated: str, quantile: float | None = None
-) -> str:
-    keys = group_keys(dimensions, grain)
+def _runs_sql(dimensions: Sequence[str], grain: str | None, per_run: str, quantile: float | None = None) -> str:
+    """Per-run KPIs per group over `per_run` (`run_totals.per_run_sql`: one row per group and task run)."""
     names = _names(dimensions, grain)
-    outer = [f"r.{n}" for n in names]
     # the distribution of tokens per run, as `spend.tokens_per_task` computes it, from the same per-run rows
     spread = (
         f"""avg(r.tokens) AS mean_tokens, quantile_cont(r.tokens, 0.5) AS median_tokens,
@@ -138,21 +161,9 @@ def _runs_sql(
         if quantile is not None
         else ""
     )
+    done = "r.status = 'completed'"
     return f"""
-        WITH per_run AS (
-            SELECT {"".join(k + ", " for k in keys)} task_run_id,
-                sum(cost_total) AS cost,
-                count(*) FILTER (WHERE unpriced) AS unpriced_calls,
-                count(*) AS calls,
-                sum(input_tokens + output_tokens) AS tokens,
-                count(*) FILTER (WHERE status = 'error') AS errors,
-                CASE WHEN max(ts) FILTER (WHERE status = 'error') = max(ts) THEN 1 ELSE 0 END AS ends_in_error,
-                max(iteration) AS iterations,
-                count(*) FILTER (WHERE {escalated}) AS escalated_calls
-            FROM usage_events WHERE {where} AND task_run_id IS NOT NULL
-            GROUP BY {", ".join(str(i + 1) for i in range(len(keys) + 1))}
-        )
-        SELECT {"".join(o + ", " for o in outer)}
+        SELECT {"".join(f"r.{n}, " for n in names)}
             {spread}
             count(*) AS task_runs,
             sum(r.calls) AS run_calls,
@@ -160,35 +171,11 @@ def _runs_sql(
             sum(r.errors - r.ends_in_error) AS retries,
             coalesce(sum(r.iterations), 0) AS iteration_sum,
             count(r.iterations) AS iteration_runs,
-            count(*) FILTER (WHERE r.escalated_calls > 0) AS escalated_runs,
-            count(*) FILTER (WHERE t.task_run_id IS NOT NULL) AS completed_runs,
-            count(*) FILTER (WHERE t.task_run_id IS NOT NULL AND r.unpriced_calls > 0) AS completed_runs_unpriced,
-            coalesce(sum(r.cost) FILTER (WHERE t.task_run_id IS NOT NULL AND r.unpriced_calls = 0), 0)::DECIMAL(38,12)
-                AS completed_cost
-        FROM per_run r
-        LEFT JOIN (SELECT task_run_id FROM task_runs WHERE status = 'completed') t ON t.task_run_id = r.task_run_id
-        {_by(len(outer))}
-    """
-
-
-def _totals_sql(dimensions: Sequence[str], grain: str | None, whole: str) -> str:
-    """`_runs_sql`'s columns (escalation aside) from the runs' stored totals, one row per whole run."""
-    keys = [f"{d if d != 'user' else 'user_id'} AS {d}" for d in dimensions]
-    if grain is not None:
-        keys.insert(0, f"date_trunc('{grain}', first_ts) AS period")
-    done = "status = 'completed'"
-    return f"""
-        SELECT {"".join(k + ", " for k in keys)}
-            count(*) AS task_runs,
-            sum(calls) AS run_calls,
-            sum(tokens) AS run_tokens,
-            sum(errors - CASE WHEN last_error_ts = last_ts THEN 1 ELSE 0 END) AS retries,
-            coalesce(sum(max_iteration), 0) AS iteration_sum,
-            count(max_iteration) AS iteration_runs,
             count(*) FILTER (WHERE {done}) AS completed_runs,
-            count(*) FILTER (WHERE {done} AND unpriced_calls > 0) AS completed_runs_unpriced,
-            coalesce(sum(cost) FILTER (WHERE {done} AND unpriced_calls = 0), 0)::DECIMAL(38,12) AS completed_cost
-        FROM task_run_totals WHERE {whole} {_by(len(keys))}
+            count(*) FILTER (WHERE {done} AND r.unpriced_calls > 0) AS completed_runs_unpriced,
+            coalesce(sum(r.cost) FILTER (WHERE {done} AND r.unpriced_calls = 0), 0)::DECIMAL(38,12) AS completed_cost
+        FROM ({per_run}) r
+        {_by(len(names))}
     """
 
 
@@ -200,34 +187,25 @@ def _runs(
     pairs: list[tuple[str, str]],
     quantile: float | None = None,
 ) -> list[dict[str, object]]:
-    """Per-run KPIs per group: whole runs from their stored totals, the others (and escalation) from calls.
+    """Per-run KPIs per group (whole runs from their stored totals, the others from their calls), and escalation.
 
-    With `quantile` (a distribution of tokens per run, which partial totals cannot give) every run
-    is grouped from its calls.
+    A run escalates in a group when one of its calls there is an escalated pair: counted from those calls alone.
     """
-    where, params = filters.where()
-    escalated = " OR ".join(["(model_requested = ? AND model = ?)"] * len(pairs)) or "FALSE"
-    pair_params: list[object] = list(sum(pairs, ()))
-    if quantile is not None or not usable(ledger, dimensions, filters):
-        return ledger.query_rows(_runs_sql(dimensions, grain, where, escalated, quantile), [*pair_params, *params])
-    split = run_split(dimensions, grain, filters)
-    parts = [ledger.query_rows(_totals_sql(dimensions, grain, split.whole), split.whole_params)]
-    if split_runs(ledger, split):
-        only = f"{where} AND task_run_id IN (SELECT task_run_id FROM task_run_totals WHERE {split.split})"
-        parts.append(ledger.query_rows(_runs_sql(dimensions, grain, only, "FALSE"), [*params, *split.split_params]))
-    if pairs:  # the runs with an escalated call, each counted once per group it has calls in
-        keys = group_keys(dimensions, grain)
-        sql = f"""SELECT {"".join(k + ", " for k in keys)} count(DISTINCT task_run_id) AS escalated_runs
-            FROM usage_events WHERE {where} AND task_run_id IS NOT NULL AND ({escalated}) {_by(len(keys))}"""
-        parts.append(ledger.query_rows(sql, [*params, *pair_params]))
+    per_run, params = per_run_sql(ledger, dimensions, grain, filters)
+    runs = ledger.query_rows(_runs_sql(dimensions, grain, per_run, quantile), params)
+    if not pairs:
+        return runs
+    where, call_params = filters.where()
+    escalated = " OR ".join(["(model_requested = ? AND model = ?)"] * len(pairs))
+    keys = group_keys(dimensions, grain)
+    sql = f"""SELECT {"".join(k + ", " for k in keys)} count(DISTINCT task_run_id) AS escalated_runs
+        FROM usage_events WHERE {where} AND task_run_id IS NOT NULL AND ({escalated}) {_by(len(keys))}"""
     names = _names(dimensions, grain)
-    merged: dict[Key, dict[str, object]] = {}
-    for part in parts:
-        for row in part:
-            into = merged.setdefault(tuple(row[n] for n in names), {n: row[n] for n in names})
-            for column, value in row.items():
-                if column not in names and value is not None:
-                    into[column] = into.get(column, 0) + value  # type: ignore[operator]
+    merged: dict[Key, dict[str, object]] = {tuple(row[n] for n in names): row for row in runs}
+    for row in ledger.query_rows(sql, [*call_params, *sum(pairs, ())]):
+        merged.setdefault(tuple(row[n] for n in names), {n: row[n] for n in names})["escalated_runs"] = row[
+            "escalated_runs"
+        ]
     return list(merged.values())
 
 

@@ -5,7 +5,8 @@ keeps one row of totals per run (`tokenops.store.schema.TASK_RUN_TOTALS`); a rep
 from it when the run is *whole* for that report: its calls agree on the report's dimensions, fall
 in one time bucket and lie entirely inside the period. Every other run that has calls in the period
 is *split* and is grouped from its calls as before; the two parts cover disjoint runs, so their
-sums add up to exactly what grouping every call would give.
+sums add up to exactly what grouping every call would give. `per_run_sql` writes both parts as one
+row per (group, run), so quantiles and distinct counts over runs come out exactly as well.
 
 Backends that do not keep the totals (`has_run_totals` false) read every run from its calls.
 """
@@ -25,17 +26,15 @@ RUN_COLUMNS = {"workflow": "workflow", "team": "team", "user": "user_id", "custo
 
 
 def has_run_totals(ledger: Ledger) -> bool:
-    """Whether the backend keeps `task_run_totals` as a table, up to date as calls arrive.
+    """Whether the backend keeps `task_run_totals` as a table and it is current (caught up now if it can be).
 
-    Since m003 it is a view on every backend: each read groups every call by run again (with a
-    min/max of five text columns per run), so the whole/split plan below would group 10M calls
-    three times where grouping them once, straight from the calls, is several times cheaper.
+    On DuckDB it is a table kept by the ledger (m005); elsewhere a view that groups every call by run
+    again on each read, so the whole/split plan below would group 10M calls three times where grouping
+    them once, straight from the calls, is several times cheaper. A read-only DuckDB ledger whose totals
+    are behind its calls reads the calls too.
     """
     ledger = uncached(ledger)
-    if not isinstance(ledger, DuckDBLedger):
-        return False
-    rows = ledger.query_rows("SELECT table_type FROM information_schema.tables WHERE table_name = 'task_run_totals'")
-    return bool(rows) and rows[0]["table_type"] == "BASE TABLE"
+    return isinstance(ledger, DuckDBLedger) and ledger.sync_run_totals()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +92,82 @@ def run_split(dimensions: Sequence[str], grain: str | None, filters: Filters) ->
     )
 
 
-def split_runs(ledger: Ledger, split: RunSplit) -> bool:
-    """Whether any run must be grouped from its calls."""
-    rows = ledger.query_rows(
-        f"SELECT EXISTS (SELECT 1 FROM task_run_totals WHERE {split.split}) AS any", split.split_params
+# per-run measure: (name, from a `task_run_totals` row, from a run's calls when grouped); the same SQL types both
+# ways (`tokens` as HUGEINT, which a sum of BIGINT calls is), so aggregates over the union equal those over the calls
+RUN_MEASURES: tuple[tuple[str, str, str], ...] = (
+    ("cost", "cost", "CAST(sum(cost_total) AS DECIMAL(38,12))"),
+    ("calls", "calls", "count(*)"),
+    ("unpriced_calls", "unpriced_calls", "count(*) FILTER (WHERE unpriced)"),
+    ("tokens", "CAST(tokens AS HUGEINT)", "sum(input_tokens + output_tokens)"),
+    ("errors", "errors", "count(*) FILTER (WHERE status = 'error')"),
+    (
+        "ends_in_error",
+        "CASE WHEN last_error_ts = last_ts THEN 1 ELSE 0 END",
+        "CASE WHEN max(ts) FILTER (WHERE status = 'error') = max(ts) THEN 1 ELSE 0 END",
+    ),
+    ("iterations", "max_iteration", "max(iteration)"),
+)
+"""What `per_run_sql` gives of each run, besides its group, `task_run_id` and `status`."""
+
+
+def per_run_sql(
+    ledger: Ledger,
+    dimensions: Sequence[str],
+    grain: str | None,
+    filters: Filters,
+    *,
+    status: bool = True,
+    extra: Sequence[tuple[str, str, str]] = (),
+) -> tuple[str, list[object]]:
+    """One row per (group, task run) of the calls in `filters`: the group, `task_run_id`, `RUN_MEASURES` and
+    (with `status`) the run's `task_runs.status`; `extra` adds measures written as `RUN_MEASURES` are.
+
+    Whole runs come from `task_run_totals`, the others from grouping their calls; without the totals
+    (`usable` false) every run is grouped from its calls, as reports always did. Group columns are named
+    after `dimensions` (`period` first with a grain).
+    """
+    where, params = filters.where()
+    keys = [f"{_CALL_COLUMN.get(d, d)} AS {d}" for d in dimensions]
+    if grain is not None:
+        keys.insert(0, f"date_trunc('{grain}', ts) AS period")
+    measures = ", ".join(f"{calls} AS {name}" for name, _, calls in (*RUN_MEASURES, *extra))
+    group = ", ".join(str(i + 1) for i in range(len(keys) + 1))
+
+    def from_calls(condition: str, runs: str = "task_runs") -> str:
+        grouped = f"""SELECT {"".join(k + ", " for k in keys)} task_run_id, {measures}
+            FROM usage_events WHERE {condition} AND task_run_id IS NOT NULL GROUP BY {group}"""
+        if not status:
+            return grouped
+        return f"SELECT g.*, t.status FROM ({grouped}) g LEFT JOIN {runs} t ON t.task_run_id = g.task_run_id"
+
+    if not usable(ledger, dimensions, filters):
+        return from_calls(where), params
+    split = run_split(dimensions, grain, filters)
+    whole_keys = [f"{RUN_COLUMNS[d]} AS {d}" for d in dimensions]
+    if grain is not None:
+        whole_keys.insert(0, f"date_trunc('{grain}', first_ts) AS period")
+    stored = ", ".join(f"{total} AS {name}" for name, total, _ in (*RUN_MEASURES, *extra))
+    whole = f"""SELECT {"".join(k + ", " for k in whole_keys)} task_run_id, {stored}{", status" if status else ""}
+        FROM task_run_totals WHERE {split.whole}"""
+    found = ledger.query_rows(
+        f"SELECT task_run_id, first_ts, last_ts FROM task_run_totals WHERE {split.split} LIMIT {LISTED_SPLITS + 1}",
+        split.split_params,
     )
-    return bool(rows[0]["any"])
+    if not found:
+        return whole, split.whole_params
+    if len(found) > LISTED_SPLITS:
+        only = f"{where} AND task_run_id IN (SELECT task_run_id FROM task_run_totals WHERE {split.split})"
+        return f"{whole} UNION ALL {from_calls(only)}", [*split.whole_params, *params, *split.split_params]
+    # a few runs: named, with their time spans, which DuckDB prunes the calls' row groups by, and their statuses
+    # looked up by name rather than by joining every task run
+    ids, marks = [r["task_run_id"] for r in found], ", ".join(["?"] * len(found))
+    spans = " OR ".join(["(ts >= ? AND ts <= ?)"] * len(found))
+    only = f"{where} AND task_run_id IN ({marks}) AND ({spans})"
+    runs = f"(SELECT task_run_id, status FROM task_runs WHERE task_run_id IN ({marks}))"
+    listed = [*ids, *(t for r in found for t in (r["first_ts"], r["last_ts"])), *(ids if status else [])]
+    return f"{whole} UNION ALL {from_calls(only, runs)}", [*split.whole_params, *params, *listed]
+
+
+_CALL_COLUMN = {"user": "user_id"}
+LISTED_SPLITS = 500
+"""Split runs named in the calls' query (with their time spans); more are selected by a subquery."""

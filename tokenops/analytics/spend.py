@@ -174,8 +174,19 @@ class Summary:
 
 
 def summary(ledger: Ledger, filters: Filters = Filters()) -> Summary:
-    """Totals of a period, with unpriced and unattributed spend called out."""
+    """Totals of a period, with unpriced and unattributed spend called out.
+
+    Where the ledger keeps per-run totals the distinct task runs are counted from them (`run_totals`): a
+    DISTINCT over 10M calls is the costly part of this report.
+    """
+    from tokenops.analytics.run_totals import per_run_sql, usable  # run_totals builds on this module's Filters
+
     where, params = filters.where()
+    runs: dict[str, object] | None = None
+    if usable(ledger, [], filters):
+        runs_sql, runs_params = per_run_sql(ledger, [], None, filters, status=False)
+        runs = ledger.query_rows(f"SELECT count(*) AS task_runs FROM ({runs_sql}) r", runs_params)[0]
+    distinct = ", count(DISTINCT task_run_id) AS task_runs" if runs is None else ""
     row = ledger.query_rows(
         f"""
         SELECT coalesce(sum(cost_total), 0)::DECIMAL(38,12) AS cost,
@@ -183,8 +194,8 @@ def summary(ledger: Ledger, filters: Filters = Filters()) -> Summary:
                count(*) FILTER (WHERE unpriced) AS unpriced_events,
                coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0) AS unpriced_tokens,
                coalesce(sum(cost_total) FILTER (WHERE user_id IS NULL AND team IS NULL), 0)::DECIMAL(38,12)
-                   AS unattributed_cost,
-               count(DISTINCT task_run_id) AS task_runs
+                   AS unattributed_cost
+               {distinct}
         FROM usage_events WHERE {where}
         """,
         params,
@@ -195,7 +206,7 @@ def summary(ledger: Ledger, filters: Filters = Filters()) -> Summary:
         unpriced_events=int(str(row["unpriced_events"])),
         unpriced_tokens=int(str(row["unpriced_tokens"])),
         unattributed_cost=Decimal(str(row["unattributed_cost"])),
-        task_runs=int(str(row["task_runs"])),
+        task_runs=int(str((runs or row)["task_runs"])),
     )
 
 
@@ -203,15 +214,11 @@ def tokens_per_task(ledger: Ledger, *, quantile: float = 0.95, filters: Filters 
     """Per workflow: task runs and the mean, median and `quantile` tokens per task run."""
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be between 0 and 1, got {quantile!r}")
-    where, params = filters.where()
+    from tokenops.analytics.run_totals import per_run_sql  # run_totals builds on this module's Filters
+
+    per_task, params = per_run_sql(ledger, ["workflow"], None, filters, status=False)
     sql = f"""
-        WITH per_task AS (
-            SELECT workflow, task_run_id, sum(input_tokens + output_tokens) AS tokens,
-                   sum(cost_total) AS cost
-            FROM usage_events
-            WHERE {where} AND task_run_id IS NOT NULL
-            GROUP BY workflow, task_run_id
-        )
+        WITH per_task AS ({per_task})
         SELECT workflow, count(*) AS task_runs,
                avg(tokens) AS mean_tokens,
                quantile_cont(tokens, 0.5) AS median_tokens,

@@ -60,7 +60,24 @@ def m004_usage_rollups(db: Executor) -> None:
             db.execute(f"CREATE VIEW {name} AS {select}")
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_ledger, m002_provider_reports, m003_task_run_totals, m004_usage_rollups)
+def m005_run_totals_table(db: Executor) -> None:
+    """`task_run_totals` as a table on a backend whose executor says `keeps_run_totals` (DuckDB); elsewhere nothing.
+
+    Reports then read 4M runs instead of grouping 10M calls (issue 7). The table starts empty with a watermark of
+    0 events (`_run_totals_state`); the ledger fills it from the events on open and keeps it in step with
+    appends (`tokenops.store.duckdb`). A bulk load leaves the watermark behind and the next read catches up once.
+    """
+    if not getattr(db, "keeps_run_totals", False):  # an optional capability, like `keeps_rollups`
+        return
+    db.execute("DROP VIEW task_run_totals")
+    db.execute(f"CREATE TABLE task_run_totals ({RUN_TOTALS_COLUMNS})")
+    db.execute(f"CREATE TABLE _run_totals_state ({RUN_TOTALS_STATE_COLUMNS})")
+    db.execute("INSERT INTO _run_totals_state VALUES (0, -1, -1)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m001_ledger, m002_provider_reports, m003_task_run_totals, m004_usage_rollups, m005_run_totals_table,
+)  # fmt: skip
 
 
 _M001 = """
@@ -231,6 +248,17 @@ SELECT p.*, t.status
 FROM ({RUN_PARTIALS.format(uniform=UNIFORM, source="usage_events")}) AS p
 LEFT JOIN task_runs AS t ON t.task_run_id = p.task_run_id
 """
+
+RUN_TOTALS_COLUMNS = """
+  task_run_id VARCHAR NOT NULL, first_ts TIMESTAMP NOT NULL, last_ts TIMESTAMP NOT NULL, last_error_ts TIMESTAMP,
+  calls BIGINT NOT NULL, unpriced_calls BIGINT NOT NULL, errors BIGINT NOT NULL, tokens BIGINT NOT NULL,
+  cost DECIMAL(38,12), max_iteration INTEGER, workflow VARCHAR, team VARCHAR, user_id VARCHAR, customer VARCHAR,
+  feature VARCHAR, mixed BOOLEAN NOT NULL, status VARCHAR
+"""
+"""`schema.TASK_RUN_TOTALS` as a table (m005)."""
+RUN_TOTALS_STATE_COLUMNS = "events BIGINT NOT NULL, task_runs BIGINT NOT NULL, task_runs_rowid BIGINT NOT NULL"
+"""What `task_run_totals` covers: the first `events` rows of `usage_events` (by rowid), and `task_runs` as it
+was when it had that many rows and that highest rowid (a replaced run moves it)."""
 
 ROLLUPS: dict[str, str] = {"usage_hourly": "hour", "usage_daily": "day"}
 """Rollup name and the `date_trunc` unit of its `ts` (the bucket's start), finest first."""
