@@ -75,7 +75,9 @@ def run_split(dimensions: Sequence[str], grain: str | None, filters: Filters) ->
     # `mixed` covers every run dimension, so a run whose team varies is split even by workflow
     whole = ["NOT mixed", *inside]
     if grain is not None:
-        whole.append(f"date_trunc('{grain}', first_ts) = date_trunc('{grain}', last_ts)")
+        # in one bucket: first_ts (<= last_ts) is not before the start of last_ts's bucket; one date_trunc per run
+        # instead of two, over every run
+        whole.append(f"first_ts >= date_trunc('{grain}', last_ts)")
     whole_sql = " AND ".join(whole)
     dims: list[str] = []
     dim_params: list[object] = []
@@ -150,7 +152,8 @@ def per_run_sql(
     whole = f"""SELECT {"".join(k + ", " for k in whole_keys)} task_run_id, {stored}{", status" if status else ""}
         FROM task_run_totals WHERE {split.whole}"""
     found = ledger.query_rows(
-        f"SELECT task_run_id, first_ts, last_ts FROM task_run_totals WHERE {split.split} LIMIT {LISTED_SPLITS + 1}",
+        f"""SELECT task_run_id, first_ts, last_ts, status FROM task_run_totals
+            WHERE {split.split} LIMIT {LISTED_SPLITS + 1}""",
         split.split_params,
     )
     if not found:
@@ -159,12 +162,14 @@ def per_run_sql(
         only = f"{where} AND task_run_id IN (SELECT task_run_id FROM task_run_totals WHERE {split.split})"
         return f"{whole} UNION ALL {from_calls(only)}", [*split.whole_params, *params, *split.split_params]
     # a few runs: named, with their time spans, which DuckDB prunes the calls' row groups by, and their statuses
-    # looked up by name rather than by joining every task run
+    # as the totals hold them (current: `has_run_totals`), given as values rather than scanning every task run
     ids, marks = [r["task_run_id"] for r in found], ", ".join(["?"] * len(found))
     spans = " OR ".join(["(ts >= ? AND ts <= ?)"] * len(found))
     only = f"{where} AND task_run_id IN ({marks}) AND ({spans})"
-    runs = f"(SELECT task_run_id, status FROM task_runs WHERE task_run_id IN ({marks}))"
-    listed = [*ids, *(t for r in found for t in (r["first_ts"], r["last_ts"])), *(ids if status else [])]
+    statuses = ", ".join(["(?, CAST(? AS VARCHAR))"] * len(found))
+    runs = f"(SELECT * FROM (VALUES {statuses}) AS s(task_run_id, status))"
+    named = [v for r in found for v in (r["task_run_id"], r["status"])] if status else []
+    listed = [*ids, *(t for r in found for t in (r["first_ts"], r["last_ts"])), *named]
     return f"{whole} UNION ALL {from_calls(only, runs)}", [*split.whole_params, *params, *listed]
 
 
