@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from tokenops.analytics import kpis as kpis_module
 from tokenops.analytics import run_totals
 from tokenops.analytics.drilldown import workflow_runs
 from tokenops.analytics.kpis import kpis
@@ -115,7 +116,35 @@ def test_every_report_on_run_totals_equals_the_calls(
     assert run_totals.usable(ledger, ["workflow"], filters)
     fast = every_report()
     monkeypatch.setattr(run_totals, "usable", lambda *_: False)
+    monkeypatch.setattr(kpis_module, "has_run_totals", lambda *_: False)
     slow = every_report()
     assert fast[0]
     for got, expected in zip(fast, slow, strict=True):
         assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "grain", "filters"),
+    [
+        (["customer"], None, Filters()),
+        (["customer"], "week", _PERIOD),
+        ([], None, Filters(customer="cus-0001", start=_PERIOD.start)),
+        (["customer"], "day", Filters(customer="cus-0001")),
+    ],
+)
+def test_outcome_credit_by_customer_equals_the_joins(
+    ledger: DuckDBLedger,
+    monkeypatch: pytest.MonkeyPatch,
+    dimensions: list[str],
+    grain: str | None,
+    filters: Filters,
+) -> None:
+    """Outcomes credited to customers from `outcome_credit` equal crediting them through links and task runs."""
+    customers = ledger.query_rows("SELECT count(*) AS n FROM outcome_credit WHERE customer IS NOT NULL")
+    assert customers[0]["n"] > 0
+    fast = kpis(ledger, dimensions, grain=grain, filters=filters)
+    fast_levers = levers(ledger, "customer", filters)
+    monkeypatch.setattr(kpis_module, "has_run_totals", lambda *_: False)
+    slow = kpis(ledger, dimensions, grain=grain, filters=filters)
+    assert fast.equals(slow), pa.Table.to_pylist(fast)[:2]
+    assert fast_levers == levers(ledger, "customer", filters)

@@ -30,7 +30,7 @@ from typing import Literal, get_args
 
 import pyarrow as pa
 
-from tokenops.analytics.run_totals import per_run_sql
+from tokenops.analytics.run_totals import has_run_totals, per_run_sql
 from tokenops.analytics.spend import GRAINS, Filters
 from tokenops.events import TokenUsage
 from tokenops.pricing import Priced, Pricer
@@ -217,13 +217,17 @@ def _credit(d: str, own_only: bool) -> str:
     return f"coalesce(o.{own}, {run})" if own else run
 
 
-def outcome_value_sql(dimensions: Sequence[str], grain: str | None, filters: Filters) -> tuple[str, list[object]]:
+def outcome_value_sql(
+    dimensions: Sequence[str], grain: str | None, filters: Filters, ledger: Ledger | None = None
+) -> tuple[str, list[object]]:
     """Outcome value and count per group: outcomes in the period, each counted once per group it reaches.
 
     Outcomes that carry every column the report needs skip the join through their task runs (the
     costly part on big ledgers); the others go through it. When every column comes from the runs
     (by customer), each outcome's distinct run values are taken from its links alone, before its
     own row joins them: the DISTINCT is narrower and the result the same (an outcome id is a key).
+    On a `ledger` that keeps `outcome_credit` (DuckDB, current: `has_run_totals`), those distinct
+    values are read from it, with no join at all.
     """
     needed = [*dimensions, *(d for d in ("team", "workflow", "customer", "user") if getattr(filters, d) is not None)]
     complete = " AND ".join(f"o.{_OUTCOME_COLUMN[d]} IS NOT NULL" for d in needed if _OUTCOME_COLUMN[d])
@@ -231,6 +235,8 @@ def outcome_value_sql(dimensions: Sequence[str], grain: str | None, filters: Fil
         complete = "FALSE"
     complete = complete or "TRUE"
     run_only = bool(needed) and all(_OUTCOME_COLUMN[d] is None for d in needed)
+    if run_only and ledger is not None and has_run_totals(ledger):
+        return _credited_sql(dimensions, grain, filters)
 
     def part(own_only: bool) -> tuple[str, list[object]]:
         keys = [f"{_credit(d, own_only)} AS {d}" for d in dimensions]
@@ -270,6 +276,26 @@ def outcome_value_sql(dimensions: Sequence[str], grain: str | None, filters: Fil
         FROM credited {_by(len(names))}
     """
     return sql, [*own_params, *run_params]
+
+
+def _credited_sql(dimensions: Sequence[str], grain: str | None, filters: Filters) -> tuple[str, list[object]]:
+    """`outcome_value_sql` by customer from `outcome_credit`: one row per outcome and customer its runs reach."""
+    keys = [f"customer AS {d}" for d in dimensions]
+    if grain is not None:
+        keys.insert(0, f"date_trunc('{grain}', ts) AS period")
+    clauses: list[str] = ["TRUE"]
+    params: list[object] = []
+    for name, clause in (("start", "ts >= ?"), ("end", "ts < ?")):
+        if getattr(filters, name) is not None:
+            clauses.append(clause)
+            params.append(utc_naive(getattr(filters, name)))
+    if filters.customer is not None:
+        clauses.append("customer = ?")
+        params.append(filters.customer)
+    sql = f"""SELECT {"".join(k + ", " for k in keys)} count(*) AS outcomes,
+               coalesce(sum(value), 0)::DECIMAL(38,12) AS outcome_value
+        FROM outcome_credit WHERE {" AND ".join(clauses)} {_by(len(keys))}"""
+    return sql, params
 
 
 MONEY = pa.decimal128(38, 12)
@@ -321,7 +347,7 @@ def kpis(
     value_dims = not {"model", "feature"} & set(dimensions) and filters.model is None
     values: list[dict[str, object]] = []
     if value_dims:
-        sql, value_params = outcome_value_sql(dimensions, grain, filters)
+        sql, value_params = outcome_value_sql(dimensions, grain, filters, ledger)
         values = ledger.query_rows(sql, value_params)
     by_key: dict[Key, dict[str, object]] = {}
     for table in (calls, runs, values):

@@ -134,7 +134,7 @@ def levers(ledger: Ledger, by: str = "workflow", filters: Filters = EVERYTHING) 
         """,
         params,
     )
-    sql, value_params = outcome_value_sql([by], None, filters)
+    sql, value_params = outcome_value_sql([by], None, filters, ledger)
     outcomes = {row[by]: int(str(row["outcomes"])) for row in ledger.query_rows(sql, value_params)}
     result = {
         row["grp"]: Levers(

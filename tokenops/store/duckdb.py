@@ -8,10 +8,12 @@ rule; writes are serialised by a lock and reads use their own cursors.
 `task_run_totals` is a table here (m005), kept exactly as calls arrive: a small append folds its
 new calls into the runs they touch in its own transaction; a bulk load leaves a watermark behind
 that `sync_run_totals` (the next report, or the next open) catches up in one pass (docs/analytics.md).
+`outcome_credit` (each outcome's customers, through its task runs) is kept alongside, from the same watermark.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +23,14 @@ import duckdb
 import pyarrow as pa
 
 from tokenops.store.ledger import Ledger
-from tokenops.store.migrations import MIGRATIONS, RUN_PARTIALS, UNIFORM
+from tokenops.store.migrations import (
+    MIGRATIONS,
+    OUTCOME_CREDIT,
+    RUN_PARTIALS,
+    RUN_TOTALS_TABLES,
+    UNIFORM,
+    run_totals_tables,
+)
 from tokenops.store.schema import TABLES, Table
 
 
@@ -80,6 +89,7 @@ class DuckDBLedger(Ledger):
                 self._conn.execute("INSERT INTO _migrations VALUES (?, now()::TIMESTAMP)", [migration.__name__])
                 self._conn.execute("COMMIT")
                 applied.append(migration.__name__)
+            _refresh_run_totals(self._conn)
             self._index_keys()
             self._writable = True
             self.sync_run_totals()
@@ -92,7 +102,8 @@ class DuckDBLedger(Ledger):
             cur = self._conn.cursor()
             try:
                 cur.register("_batch", data)
-                runs_current = spec.name == "task_runs" and self._task_runs_current(cur)
+                # a table the totals or the credit follow, current before: it stays so when this append is folded
+                current = spec.name in _WATERMARKS and self._watermark_current(cur, spec.name)
                 cur.execute("BEGIN")
                 written = self._replace(cur, spec) if spec.replace else self._insert_new(cur, spec)
                 cur.execute("COMMIT")
@@ -102,9 +113,12 @@ class DuckDBLedger(Ledger):
             finally:
                 cur.unregister("_batch")
                 cur.close()
-            if runs_current:  # after COMMIT: the replaced runs' rowids are only final now (a crash before: resync)
+            # after COMMIT: the new rows' rowids are only final now (a crash before: resync); a task run's status and
+            # customer are always folded, outcomes and links when the batch is small (`_inserted`)
+            if current and (spec.replace or data.num_rows <= EAGER_ROWS):
+                count, rowid = _WATERMARKS[spec.name]
                 self._conn.execute(
-                    f"UPDATE _run_totals_state SET task_runs = ({_RUNS_COUNT}), task_runs_rowid = ({_RUNS_ROWID})"
+                    f"UPDATE _run_totals_state SET {count} = ({_count(spec.name)}), {rowid} = ({_max_rowid(spec.name)})"
                 )
         return written
 
@@ -118,13 +132,25 @@ class DuckDBLedger(Ledger):
         match = " AND ".join(f"t.{k} = b.{k}" for k in spec.key)
         new = cur.execute(f"SELECT count(*) FROM _b b WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {match})")
         res = new.fetchone()
+        credit = spec.name == "task_runs" and self._keeps_run_totals()
+        if credit:  # runs whose customer changes (a new run counts as one whose customer was NULL)
+            cur.execute(
+                "CREATE TEMP TABLE _customer_moved AS SELECT b.task_run_id FROM _b b LEFT JOIN task_runs t "
+                "ON t.task_run_id = b.task_run_id WHERE b.customer IS DISTINCT FROM t.customer"
+            )
         cur.execute(f"DELETE FROM {spec.name} WHERE ({key}) IN (SELECT ({key}) FROM _b)")
         cur.execute(f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _b")
-        if spec.name == "task_runs" and self._keeps_run_totals():
+        if credit:
             cur.execute(
                 "UPDATE task_run_totals SET status = b.status FROM _b b "
                 "WHERE task_run_totals.task_run_id = b.task_run_id"
             )
+            moved = cur.execute("SELECT count(*) FROM _customer_moved").fetchone()
+            if moved and moved[0]:
+                _recredit(
+                    cur, "SELECT outcome_id FROM outcome_task_runs WHERE task_run_id IN (SELECT * FROM _customer_moved)"
+                )
+            cur.execute("DROP TABLE _customer_moved")
         cur.execute("DROP TABLE _b")
         return int(res[0]) if res else 0  # rows with a new key; replaced rows are not new
 
@@ -217,12 +243,13 @@ class DuckDBLedger(Ledger):
             finally:
                 cur.close()
 
-    def _task_runs_current(self, cur: duckdb.DuckDBPyConnection) -> bool:
-        """Whether the statuses in `task_run_totals` are those of `task_runs` (as the state records it)."""
+    def _watermark_current(self, cur: duckdb.DuckDBPyConnection, table: str) -> bool:
+        """Whether the state records `table` as it is (`_WATERMARKS`): what is derived from it is current."""
         if not self._keeps_run_totals():
             return False
+        count, rowid = _WATERMARKS[table]
         row = cur.execute(
-            f"SELECT task_runs = ({_RUNS_COUNT}) AND task_runs_rowid = ({_RUNS_ROWID}) FROM _run_totals_state"
+            f"SELECT {count} = ({_count(table)}) AND {rowid} = ({_max_rowid(table)}) FROM _run_totals_state"
         ).fetchone()
         return bool(row and row[0])
 
@@ -231,8 +258,13 @@ class DuckDBLedger(Ledger):
 
         Only when the totals were current before (so they stay a prefix of the calls) and the batch is
         small: a bulk load leaves the watermark behind and `sync_run_totals` catches up once, later.
+        New outcomes and links re-credit their outcomes in `outcome_credit` (small batches only, likewise).
         """
-        if spec.name != "usage_events" or not n or not self._keeps_run_totals():
+        if not n or not self._keeps_run_totals():
+            return
+        if spec.name in ("outcomes", "outcome_task_runs") and n <= EAGER_ROWS:
+            _recredit(cur, f"SELECT outcome_id FROM {source}")
+        if spec.name != "usage_events":
             return
         row = cur.execute("SELECT events, (SELECT count(*) FROM usage_events) FROM _run_totals_state").fetchone()
         if row is None or row[0] != row[1] - n or n > EAGER_ROWS:
@@ -263,8 +295,54 @@ EAGER_ROWS = 100_000
 """Largest append whose calls are folded into `task_run_totals` at once; bigger ones (bulk loads) are caught up
 by the next `sync_run_totals` (the next read, or the next open), which costs one pass instead of one per batch."""
 
-_RUNS_COUNT = "SELECT count(*) FROM task_runs"
-_RUNS_ROWID = "SELECT coalesce(max(rowid), -1) FROM task_runs"
+_WATERMARKS = {
+    "task_runs": ("task_runs", "task_runs_rowid"),
+    "outcomes": ("outcomes", "outcomes_rowid"),
+    "outcome_task_runs": ("links", "links_rowid"),
+}
+"""Tables `_run_totals_state` records by row count and highest rowid, and its columns for each."""
+
+
+def _count(table: str) -> str:
+    return f"SELECT count(*) FROM {table}"
+
+
+def _max_rowid(table: str) -> str:
+    return f"SELECT coalesce(max(rowid), -1) FROM {table}"
+
+
+def _moved(table: str) -> str:
+    """Whether `table` changed since the state recorded it (a condition over `_run_totals_state s`)."""
+    count, rowid = _WATERMARKS[table]
+    return f"(s.{count} <> ({_count(table)}) OR s.{rowid} <> ({_max_rowid(table)}))"
+
+
+def _columns(columns: str) -> list[str]:
+    """The column names of a column list (`RUN_TOTALS_TABLES`); commas inside parentheses are types'."""
+    return [c.split()[0] for c in re.split(r",(?![^(]*\))", columns) if c.strip()]
+
+
+def _refresh_run_totals(conn: duckdb.DuckDBPyConnection) -> None:
+    """Recreate m005's tables, empty, when a ledger has them with other columns (m005 is unreleased and changed).
+
+    The next `sync_run_totals` rebuilds them from the ledger, as after a fresh m005.
+    """
+    rows = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        f"WHERE table_name IN ({', '.join(repr(n) for n in RUN_TOTALS_TABLES)}) ORDER BY table_name, ordinal_position"
+    ).fetchall()
+    found: dict[str, list[str]] = {}
+    for table, column in rows:
+        found.setdefault(str(table), []).append(str(column))
+    if found == {name: _columns(columns) for name, columns in RUN_TOTALS_TABLES.items()}:
+        return
+    conn.execute("BEGIN")
+    for name in RUN_TOTALS_TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+    run_totals_tables(_Migrating(conn))
+    conn.execute("COMMIT")
+
+
 _TOTALS_COLUMNS = (
     "task_run_id, first_ts, last_ts, last_error_ts, calls, unpriced_calls, errors, tokens, cost, max_iteration, "
     "workflow, team, user_id, customer, feature, mixed, status"
@@ -295,25 +373,29 @@ class _Lag:
     """Whether `usage_events` rowids run 0..events-1 (append-only): the new calls are then rowid >= covered."""
     statuses: bool
     """Whether `task_runs` changed since the statuses were copied (a write that bypassed `append`)."""
+    credit: bool
+    """Whether `outcome_credit` is behind `task_runs`, `outcomes` or `outcome_task_runs` (a bulk or bypassing write)."""
 
 
 def _lag(cur: duckdb.DuckDBPyConnection) -> _Lag | None:
     """What `task_run_totals` misses, None when it is current."""
     row = cur.execute(
-        f"""SELECT s.events, (SELECT count(*) FROM usage_events),
-                   s.task_runs <> ({_RUNS_COUNT}) OR s.task_runs_rowid <> ({_RUNS_ROWID})
+        f"""SELECT s.events, (SELECT count(*) FROM usage_events), {_moved("task_runs")},
+                   {_moved("outcomes")} OR {_moved("outcome_task_runs")}
             FROM _run_totals_state s"""
     ).fetchone()
     assert row is not None
-    covered, events, statuses = int(row[0]), int(row[1]), bool(row[2])
-    if covered == events and not statuses:
+    covered, events, statuses, outcomes = int(row[0]), int(row[1]), bool(row[2]), bool(row[3])
+    if covered == events and not statuses and not outcomes:
         return None
-    last = cur.execute("SELECT coalesce(max(rowid), -1) FROM usage_events").fetchone()
-    return _Lag(covered, events, last is not None and int(last[0]) + 1 == events, statuses)
+    last = cur.execute(_max_rowid("usage_events")).fetchone()
+    dense = last is not None and int(last[0]) + 1 == events
+    return _Lag(covered, events, dense, statuses, statuses or outcomes)
 
 
 def _catch_up(cur: duckdb.DuckDBPyConnection, lag: _Lag) -> None:
-    """Fold the calls the totals miss (or rebuild them when the calls are not a plain extension) and the statuses."""
+    """Fold the calls the totals miss (or rebuild them when the calls are not a plain extension) and the statuses;
+    rebuild `outcome_credit` when its tables moved."""
     if lag.covered == 0 or lag.covered > lag.events or not lag.dense:
         cur.execute("DELETE FROM task_run_totals")
         partials = RUN_PARTIALS.format(uniform=UNIFORM, source="usage_events")
@@ -330,10 +412,13 @@ def _catch_up(cur: duckdb.DuckDBPyConnection, lag: _Lag) -> None:
                    WHERE t.status IS DISTINCT FROM r.status) c
                WHERE task_run_totals.task_run_id = c.task_run_id"""
         )
-    cur.execute(
-        f"UPDATE _run_totals_state SET events = ?, task_runs = ({_RUNS_COUNT}), task_runs_rowid = ({_RUNS_ROWID})",
-        [lag.events],
+    if lag.credit:
+        cur.execute("DELETE FROM outcome_credit")
+        cur.execute(f"INSERT INTO outcome_credit {OUTCOME_CREDIT.format(where='TRUE')}")
+    marks = ", ".join(
+        f"{count} = ({_count(table)}), {rowid} = ({_max_rowid(table)})" for table, (count, rowid) in _WATERMARKS.items()
     )
+    cur.execute(f"UPDATE _run_totals_state SET events = ?, {marks}", [lag.events])
 
 
 # a run's stored totals and the partials of its new calls, combined: sums add, extremes extend, and a run stays
@@ -358,6 +443,17 @@ FROM ({partials}) d
 LEFT JOIN task_run_totals t ON t.task_run_id = d.task_run_id
 LEFT JOIN task_runs r ON r.task_run_id = d.task_run_id
 """
+
+
+def _recredit(cur: duckdb.DuckDBPyConnection, outcomes: str) -> None:
+    """Recompute `outcome_credit` for the outcomes whose ids `outcomes` (a query) selects, from the ledger as it is."""
+    cur.execute(f"CREATE TEMP TABLE _credited AS SELECT DISTINCT outcome_id FROM ({outcomes})")
+    try:
+        cur.execute("DELETE FROM outcome_credit WHERE outcome_id IN (SELECT outcome_id FROM _credited)")
+        where = "o.outcome_id IN (SELECT outcome_id FROM _credited)"
+        cur.execute(f"INSERT INTO outcome_credit {OUTCOME_CREDIT.format(where=where)}")
+    finally:
+        cur.execute("DROP TABLE _credited")
 
 
 def _merge_runs(cur: duckdb.DuckDBPyConnection, source: str) -> None:

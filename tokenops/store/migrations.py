@@ -66,13 +66,19 @@ def m005_run_totals_table(db: Executor) -> None:
     Reports then read 4M runs instead of grouping 10M calls (issue 7). The table starts empty with a watermark of
     0 events (`_run_totals_state`); the ledger fills it from the events on open and keeps it in step with
     appends (`tokenops.store.duckdb`). A bulk load leaves the watermark behind and the next read catches up once.
+    `outcome_credit` (the customers each outcome reaches through its task runs) is kept the same way.
     """
     if not getattr(db, "keeps_run_totals", False):  # an optional capability, like `keeps_rollups`
         return
     db.execute("DROP VIEW task_run_totals")
-    db.execute(f"CREATE TABLE task_run_totals ({RUN_TOTALS_COLUMNS})")
-    db.execute(f"CREATE TABLE _run_totals_state ({RUN_TOTALS_STATE_COLUMNS})")
-    db.execute("INSERT INTO _run_totals_state VALUES (0, -1, -1)")
+    run_totals_tables(db)
+
+
+def run_totals_tables(db: Executor) -> None:
+    """Create the tables of m005 (`RUN_TOTALS_TABLES`), empty, with a watermark that covers nothing."""
+    for name, columns in RUN_TOTALS_TABLES.items():
+        db.execute(f"CREATE TABLE {name} ({columns})")
+    db.execute("INSERT INTO _run_totals_state VALUES (0, -1, -1, -1, -1, -1, -1)")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -256,9 +262,30 @@ RUN_TOTALS_COLUMNS = """
   feature VARCHAR, mixed BOOLEAN NOT NULL, status VARCHAR
 """
 """`schema.TASK_RUN_TOTALS` as a table (m005)."""
-RUN_TOTALS_STATE_COLUMNS = "events BIGINT NOT NULL, task_runs BIGINT NOT NULL, task_runs_rowid BIGINT NOT NULL"
-"""What `task_run_totals` covers: the first `events` rows of `usage_events` (by rowid), and `task_runs` as it
-was when it had that many rows and that highest rowid (a replaced run moves it)."""
+RUN_TOTALS_STATE_COLUMNS = """
+  events BIGINT NOT NULL, task_runs BIGINT NOT NULL, task_runs_rowid BIGINT NOT NULL,
+  outcomes BIGINT NOT NULL, outcomes_rowid BIGINT NOT NULL, links BIGINT NOT NULL, links_rowid BIGINT NOT NULL
+"""
+"""What `task_run_totals` and `outcome_credit` cover: the first `events` rows of `usage_events` (by rowid), and
+`task_runs`, `outcomes` and `outcome_task_runs` (links) as they were when they had that many rows and that
+highest rowid (a replaced run moves it)."""
+OUTCOME_CREDIT_COLUMNS = "outcome_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL, value DECIMAL(18,12), customer VARCHAR"
+"""One row per outcome and distinct `task_runs.customer` of its linked runs (m005): NULL when it has no link, or a
+link to a run not recorded. Outcomes have no customer of their own, so this is their credit by customer."""
+RUN_TOTALS_TABLES: dict[str, str] = {
+    "task_run_totals": RUN_TOTALS_COLUMNS,
+    "_run_totals_state": RUN_TOTALS_STATE_COLUMNS,
+    "outcome_credit": OUTCOME_CREDIT_COLUMNS,
+}
+"""The tables m005 creates, and their columns."""
+# `outcome_credit` of the outcomes `{where}` selects (`o` is `outcomes`); an outcome id is a key, so the DISTINCT
+# is one row per (outcome, customer)
+OUTCOME_CREDIT = """
+SELECT DISTINCT o.outcome_id, o.ts, o.value, t.customer
+FROM outcomes o LEFT JOIN outcome_task_runs l ON l.outcome_id = o.outcome_id
+LEFT JOIN task_runs t ON t.task_run_id = l.task_run_id
+WHERE {where}
+"""
 
 ROLLUPS: dict[str, str] = {"usage_hourly": "hour", "usage_daily": "day"}
 """Rollup name and the `date_trunc` unit of its `ts` (the bucket's start), finest first."""
