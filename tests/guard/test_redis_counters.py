@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import socket
+import time
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 import redis
+import redis.asyncio
 
 from tests.guard.conftest import facts, pricer, shared_counters
 from tests.guard.test_engine import ACTUAL, BUDGET, assert_budget_held, run_200_calls
 from tokenops.guard import Admission, Guard, Refusal
-from tokenops.guard.counters import Charge
+from tokenops.guard.counters import Charge, GuardUnavailable, Reserved
+from tokenops.guard.redis_counters import RedisCounters
 
 
 @pytest.fixture
@@ -80,3 +86,52 @@ def test_keys_expire_with_their_period_and_reservations_are_bounded(redis_url: s
     finally:
         counters.close()
         client.close()
+
+
+def test_the_event_loop_path_loads_its_script_and_survives_a_dropped_connection(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """A server without the script (restart, SCRIPT FLUSH) or that closed an idle connection costs no call."""
+    counters = shared_counters(redis_url, redis_prefix)
+    source = f"return 7 -- {uuid.uuid4().hex}"  # a script this server has never seen
+    unseen = (source, hashlib.sha1(source.encode()).hexdigest())
+
+    async def main() -> None:
+        try:
+            assert await counters.areserve("r1", [Charge("c1", 5, 100, 60)], 60) == Reserved((5,))
+            lane = counters._lane()
+            assert await lane.run(unseen, []) == 7  # NOSCRIPT, SCRIPT LOAD, EVALSHA
+            (pooled,) = lane._idle
+            await pooled.send_command("CLIENT", "ID")
+            pooled_id = await pooled.read_response()
+            admin = redis.asyncio.Redis.from_url(redis_url)
+            try:  # the server closes the pooled connection, as after a restart or its idle timeout
+                assert await admin.client_kill_filter(_id=pooled_id) == 1
+            finally:
+                await admin.aclose()
+            await asyncio.sleep(0.05)
+            assert await counters.asettle("r1", [("c1", 3)]) == (3,)
+            assert await counters.asettle("r1", [("c1", 3)]) is None
+        finally:
+            await counters.aclose()
+            counters.close()
+
+    asyncio.run(main())
+
+
+def test_a_redis_that_never_answers_times_out_on_the_event_loop_and_frees_its_connection() -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) but never reads or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        counters = RedisCounters(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", timeout_s=0.2, max_connections=1)
+
+        async def main() -> None:
+            for _ in range(2):  # the timed-out call gave its one connection slot back
+                started = time.perf_counter()
+                with pytest.raises(GuardUnavailable, match="Timeout"):
+                    await counters.areserve("r1", [Charge("c1", 5, 100, 60)], 60)
+                assert time.perf_counter() - started < 1.0
+            await counters.aclose()
+
+        asyncio.run(main())
+        counters.close()

@@ -17,12 +17,15 @@ exact up to 2**53 (nano-dollars: $9M, see `policies.MAX_USD`).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar, cast
 
 import redis
 import redis.asyncio
-from redis.commands.core import AsyncScript, Script
+from redis.asyncio.connection import AbstractConnection
+from redis.commands.core import Script
 
 from tokenops.guard.counters import Charge, Exceeded, GuardUnavailable, Reserved
 
@@ -119,18 +122,24 @@ class RedisCounters:
         self._reserve: Script = self._sync.register_script(_RESERVE)
         self._settle: Script = self._sync.register_script(_SETTLE)
         self._async: redis.asyncio.Redis | None = None
-        self._areserve: AsyncScript | None = None
-        self._asettle: AsyncScript | None = None
+        self._scripts: _AsyncScripts | None = None
 
-    def _client(self) -> tuple[redis.asyncio.Redis, AsyncScript, AsyncScript]:
+    def _client(self) -> redis.asyncio.Redis:
         if self._async is None:
             pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **self._pool_options)
-            client = redis.asyncio.Redis.from_pool(pool)
-            self._async = client
-            self._areserve = client.register_script(_RESERVE)
-            self._asettle = client.register_script(_SETTLE)
-        assert self._areserve is not None and self._asettle is not None
-        return self._async, self._areserve, self._asettle
+            self._async = redis.asyncio.Redis.from_pool(pool)
+        return self._async
+
+    def _lane(self) -> _AsyncScripts:
+        if self._scripts is None:
+            options = self._pool_options
+            self._scripts = _AsyncScripts(
+                self.url,
+                float(options["socket_timeout"]),
+                float(options["socket_connect_timeout"]),
+                int(options["max_connections"]),
+            )
+        return self._scripts
 
     def _fail(self, exc: Exception) -> GuardUnavailable:
         return GuardUnavailable(f"Redis at {self.url!r} failed: {type(exc).__name__}: {exc}")
@@ -187,33 +196,115 @@ class RedisCounters:
 
     async def areserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: int) -> Reserved | Exceeded:
         """`reserve` on the event loop."""
-        _, script, _ = self._client()
         args = self._reserve_args(reservation_id, charges, ttl_s)
-        return _reserved(await self._acall(lambda: script(args=args)))
+        return _reserved(await self._acall(lambda: self._lane().run(_RESERVE_SCRIPT, args)))
 
     async def asettle(self, reservation_id: str, finals: Sequence[tuple[str, int]]) -> tuple[int, ...] | None:
         """`settle` on the event loop."""
-        _, _, script = self._client()
         args = self._settle_args(reservation_id, finals)
-        return _settled(await self._acall(lambda: script(args=args)))
+        return _settled(await self._acall(lambda: self._lane().run(_SETTLE_SCRIPT, args)))
 
     async def apeek(self, keys: Sequence[str]) -> tuple[int, ...]:
         """`peek` on the event loop."""
-        client, _, _ = self._client()
+        client = self._client()
         names = [f"{self.prefix}c:{key}" for key in keys]
         values = await self._acall(lambda: client.mget(names))
         return tuple(int(v or 0) for v in values)
 
     async def amark_once(self, marker: str, ttl_s: int) -> bool:
         """`mark_once` on the event loop."""
-        client, _, _ = self._client()
+        client = self._client()
         return bool(await self._acall(lambda: client.set(self._marker(marker), 1, nx=True, ex=ttl_s)))
 
     async def aclose(self) -> None:
-        """Close the async pool (on the loop that used it)."""
+        """Close the async connections (on the loop that used them)."""
+        if self._scripts is not None:
+            await self._scripts.aclose()
+            self._scripts = None
         if self._async is not None:
             await self._async.aclose()
             self._async = None
+
+
+_RESERVE_SCRIPT = (_RESERVE, hashlib.sha1(_RESERVE.encode()).hexdigest())
+_SETTLE_SCRIPT = (_SETTLE, hashlib.sha1(_SETTLE.encode()).hexdigest())
+
+
+class _AsyncScripts:
+    """EVALSHA on the event loop with as little client work as the round trip allows: the request path's calls.
+
+    redis-py's `execute_command` costs several times the round trip's own CPU: a retry wrapper, metrics hooks,
+    a blocking pool with a lock and a timer per checkout, and, with a socket timeout, `asyncio.wait_for` around
+    every send (a new Task and an extra event-loop turn on Python 3.11). This keeps redis-py's connections (URL,
+    AUTH, TLS, SELECT, the hiredis parser) and replaces the rest by an idle list, a semaphore for the bound and
+    one `asyncio.timeout` per call.
+    """
+
+    def __init__(self, url: str, timeout_s: float, connect_timeout_s: float, max_connections: int) -> None:
+        self._factory = redis.asyncio.ConnectionPool.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s
+        )
+        self._timeout = timeout_s
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: list[AbstractConnection] = []
+
+    async def run(self, script: tuple[str, str], args: Sequence[str | int]) -> object:
+        """The script's reply; a connection that failed or timed out mid-call is dropped, never reused."""
+        if self._slots.locked():
+            try:
+                async with asyncio.timeout(POOL_WAIT_S):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise redis.ConnectionError("No connection available.") from None
+        else:
+            await self._slots.acquire()  # does not wait
+        try:
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else self._factory.make_connection()  # type: ignore[no-untyped-call]
+            try:
+                reply = await self._on(conn, script, args)
+            except redis.ConnectionError:
+                if not reused:
+                    raise
+                # a pooled connection the server dropped (restart, idle timeout): once more on a new one, as
+                # redis-py's own retry did. Repeating is safe: a reserve repeated under the same id is settled as
+                # one (its hash holds both amounts), and a repeated settle finds nothing left to do
+                conn = self._factory.make_connection()  # type: ignore[no-untyped-call]
+                reply = await self._on(conn, script, args)
+            self._idle.append(conn)
+            return reply
+        finally:
+            self._slots.release()
+
+    async def _on(self, conn: AbstractConnection, script: tuple[str, str], args: Sequence[str | int]) -> object:
+        try:
+            if conn.is_connected and await conn.can_read():  # unread data or EOF: not safe to reuse
+                await conn.disconnect()
+            if not conn.is_connected:
+                conn.socket_timeout = self._timeout  # redis-py's own timeouts bound the connect and its handshake,
+                await conn.connect()  # type: ignore[no-untyped-call]
+                conn.socket_timeout = None  # then the one deadline below bounds each call
+            evalsha = conn.pack_command("EVALSHA", script[1], 0, *args)
+            async with asyncio.timeout(self._timeout):
+                await conn.send_packed_command(evalsha, check_health=False)
+                try:
+                    return await conn.read_response()
+                except redis.exceptions.NoScriptError:  # a new or flushed server: load it, once
+                    await conn.send_packed_command(conn.pack_command("SCRIPT", "LOAD", script[0]), check_health=False)
+                    await conn.read_response()
+                    await conn.send_packed_command(evalsha, check_health=False)
+                    return await conn.read_response()
+        except TimeoutError:
+            await conn.disconnect(nowait=True)
+            raise redis.TimeoutError(f"Timeout after {self._timeout:g} s") from None
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.disconnect()
 
 
 def _reserved(reply: object) -> Reserved | Exceeded:
