@@ -95,6 +95,23 @@ class MemoryBackend:
             self._bytes = 0
 
 
+def redis_client(url: str, timeout_s: float, max_connections: int) -> redis.asyncio.Redis:
+    """An asyncio client whose every wait (a free connection, connect, each reply) is bounded by `timeout_s`.
+
+    A cache must answer fast or be skipped, so no wait may outlast the timeout.
+    """
+    import redis.asyncio  # imported here: only a deployment that shares its cache needs the client
+
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+    return redis.asyncio.Redis.from_pool(pool)
+
+
 class RedisBackend:
     """Values in Redis under `prefix + key`, expiring by Redis' own TTL (`SET ... PX`).
 
@@ -117,16 +134,7 @@ class RedisBackend:
 
     def _redis(self) -> redis.asyncio.Redis:
         if self._client is None:
-            import redis.asyncio
-
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=self._max_connections,
-                timeout=self._timeout_s,
-                socket_timeout=self._timeout_s,
-                socket_connect_timeout=self._timeout_s,
-            )
-            self._client = redis.asyncio.Redis.from_pool(pool)
+            self._client = redis_client(self.url, self._timeout_s, self._max_connections)
         return self._client
 
     def _fail(self, exc: Exception) -> CacheUnavailable:

@@ -23,7 +23,7 @@ import orjson
 import redis
 import redis.asyncio
 
-from tokenops.cache.backends import CacheUnavailable
+from tokenops.cache.backends import CacheUnavailable, redis_client
 from tokenops.cache.embed import DIMENSION, Vectors
 
 
@@ -154,14 +154,7 @@ class RedisIndex:
 
     def _redis(self) -> redis.asyncio.Redis:
         if self._client is None:
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=self._max_connections,
-                timeout=self._timeout_s,
-                socket_timeout=self._timeout_s,
-                socket_connect_timeout=self._timeout_s,
-            )
-            self._client = redis.asyncio.Redis.from_pool(pool)
+            self._client = redis_client(self.url, self._timeout_s, self._max_connections)
         return self._client
 
     def _fail(self, exc: Exception) -> CacheUnavailable:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -350,8 +351,13 @@ class ProxyEndpoint:
         return out
 
     async def _forward(self, call: Call, scope: Scope, receive: Receive, send: Send) -> None:
-        gw = self.gateway
-        gw.writer.begin(
+        with self.recording(call):
+            await self._exchange(call, scope, receive, send)
+
+    @contextmanager
+    def recording(self, call: Call) -> Iterator[None]:
+        """Around a forwarded call: the spool knows it began, and it is completed even on a bug or cancellation."""
+        self.gateway.writer.begin(
             call.call_id,
             call.ts,
             call.upstream.pricing_provider,
@@ -360,9 +366,9 @@ class ProxyEndpoint:
             operation=call.operation,
         )
         try:
-            await self._exchange(call, scope, receive, send)
+            yield
         except BaseException:
-            if not call.recorded:  # every begin() gets its completion, even on a bug or cancellation
+            if not call.recorded:  # every begin() gets its completion
                 self._record(call, ResponseInfo(error_type="gateway_error"), status=500, ttft_ms=None, data=None)
             raise
 

@@ -206,20 +206,8 @@ def _point(call: Call, step: Call) -> None:
 
 async def _attempt(endpoint: ProxyEndpoint, call: Call, scope: Scope, checks: Sequence[Check]) -> _Outcome:
     call = await endpoint._guard(call)  # refuses (raising) or admits this attempt, like any call
-    endpoint.gateway.writer.begin(
-        call.call_id,
-        call.ts,
-        call.upstream.pricing_provider,
-        call.request.model or "",
-        call.attribution,
-        operation=call.operation,
-    )
-    try:
+    with endpoint.recording(call):
         return await _exchange(endpoint, call, scope, checks)
-    except BaseException:
-        if not call.recorded:  # every begin() gets its completion, even on a bug or cancellation
-            endpoint._record(call, ResponseInfo(error_type="gateway_error"), status=500, ttft_ms=None, data=None)
-        raise
 
 
 async def _exchange(endpoint: ProxyEndpoint, call: Call, scope: Scope, checks: Sequence[Check]) -> _Outcome:
