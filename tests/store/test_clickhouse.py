@@ -131,8 +131,10 @@ def test_strings_and_parameters_are_bound_not_spliced(ledger: ClickHouseLedger) 
 
 
 def test_open_ledger_opens_chdb_directories(engine_dir: str) -> None:
-    with open_ledger(f"chdb:{engine_dir}?database=opened_{uuid.uuid4().hex[:8]}") as opened:
+    name = f"opened_{uuid.uuid4().hex[:8]}"
+    with open_ledger(f"chdb:{engine_dir}?database={name}") as opened:
         assert isinstance(opened, ClickHouseLedger)
+        assert opened.query_rows("SELECT currentDatabase() AS db") == [{"db": name}]
         assert opened.query_rows("SELECT count(*) AS n FROM usage_events") == [{"n": 0}]
 
 
