@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -47,11 +47,18 @@ class FlakyLedger(DuckDBLedger):
         self.failures = failures
         self.calls = 0
 
-    def append(self, table: str, data: pa.Table) -> int:
+    def _fail_first(self) -> None:
         self.calls += 1
         if self.calls <= self.failures:
             raise ConnectionError(f"database unavailable (attempt {self.calls})")
+
+    def append(self, table: str, data: pa.Table) -> int:
+        self._fail_first()
         return super().append(table, data)
+
+    def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
+        self._fail_first()
+        return super().append_rows(table, data)
 
 
 @pytest.fixture
@@ -364,3 +371,51 @@ def test_money_survives_the_spool_to_the_last_digit(ledger: DuckDBLedger, tmp_pa
         writer.flush()
     stored: list[UsageEvent] = ledger.events()
     assert {e.request_id: e.cost for e in stored} == {"queued": tiny.cost, "overflowed": tiny.cost}
+
+
+def test_rows_appended_as_json_equal_rows_appended_as_arrow() -> None:
+    """`DuckDBLedger.append_rows` (the gateway's path, no pyarrow) stores exactly what `append` stores from Arrow."""
+    from decimal import Decimal
+
+    from tokenops.store import rows as store_rows
+    from tokenops.store.schema import TABLES
+
+    base = {c.name: None for c in TABLES["usage_events"].columns}
+    samples = [
+        base
+        | {
+            "request_id": f"r{i}",
+            "ts": datetime(2025, 1, 31, 23, 59, 59, 999_999) if i else datetime(1999, 12, 31),
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "operation": "chat",
+            "input_tokens": 2**40 + i,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 1,
+            "cache_write_1h_tokens": 0,
+            "output_tokens": i,
+            "reasoning_tokens": 0,
+            "batch": bool(i % 2),
+            "status": "ok",
+            "error_type": None if i else "it's \"quoted\"\nand 'multi-line' ✓",
+            "latency_ms": 1.25 * i,
+            "cost_total": [Decimal("1E-12"), Decimal("999999.999999999999"), Decimal("0.1"), None][i % 4],
+            "cost_input": Decimal("-0.000000000001") if i == 2 else None,
+            "unpriced": i % 4 == 3,
+            "price_source": "genai-prices",
+            "estimated": False,
+            "source": "gateway",
+            "iteration": i,
+            "tags": '{"k": "v\\u00e9"}',
+        }
+        for i in range(8)
+    ]
+    with DuckDBLedger(":memory:") as by_json, DuckDBLedger(":memory:") as by_arrow:
+        assert by_json.append_rows("usage_events", samples) == 8
+        assert by_json.append_rows("usage_events", samples) == 0  # idempotent, like `append`
+        assert by_arrow.append("usage_events", store_rows.to_arrow("usage_events", samples)) == 8
+        query = "SELECT * FROM usage_events ORDER BY request_id"
+        assert by_json.query_rows(query) == by_arrow.query_rows(query)
+        assert by_json.query_rows("SELECT * FROM task_run_totals") == by_arrow.query_rows(
+            "SELECT * FROM task_run_totals"
+        )

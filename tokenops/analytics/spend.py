@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, get_args
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Literal, get_args
 
 from tokenops.store import Ledger
 from tokenops.store.migrations import ROLLUP_KEY, ROLLUPS
 from tokenops.store.rows import utc_naive
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Dimension = Literal["team", "user", "workflow", "model", "provider", "customer", "feature", "source", "status"]
 Grain = Literal["hour", "day", "week", "month"]

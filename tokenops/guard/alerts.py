@@ -15,12 +15,13 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol, TypedDict
-
-import httpx
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
 
 from tokenops.guard.counters import from_nano
 from tokenops.guard.decisions import Kind, Metered, Unit, format_usd
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,8 @@ class WebhookAlerts:
     def __init__(
         self, url: str, *, queue_size: int = 1000, timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None
     ) -> None:
+        import httpx  # imported on use: only a deployment with a webhook pays for it
+
         self.url = url
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._client = httpx.Client(timeout=timeout_s, transport=transport)
@@ -170,6 +173,8 @@ class WebhookAlerts:
             log.warning("alert queue full (%d); dropped: %s", self._queue.maxsize, alert.text)
 
     def _run(self) -> None:
+        import httpx
+
         while (item := self._queue.get()) is not _STOP:
             assert isinstance(item, Alert)
             try:

@@ -7,15 +7,16 @@ into rows happens once, here, for all of them.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Self
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Self
 
 from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
 from tokenops.store import rows
 from tokenops.store.schema import TABLES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Ledger(abc.ABC):
@@ -31,9 +32,22 @@ class Ledger(abc.ABC):
         Returns how many rows were new. Safe to call twice with the same data.
         """
 
+    def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
+        """`append` for rows as `tokenops.store.rows` makes them (e.g. the gateway's batches).
+
+        Backends may load them without Arrow; the default converts.
+        """
+        if not data:
+            return 0
+        return self.append(table, rows.to_arrow(table, data))
+
     @abc.abstractmethod
     def query(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         """Run a read-only query and return its result as Arrow."""
+
+    def ping(self) -> None:
+        """Prove the database answers (health checks); raises if it does not."""
+        self.query("SELECT 1")
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -103,10 +117,7 @@ class Ledger(abc.ABC):
         return [rows.event_from_row(r) for r in table.to_pylist()]
 
     def _append_rows(self, table: str, data: Iterable[dict[str, object]]) -> int:
-        batch = list(data)
-        if not batch:
-            return 0
-        return self.append(table, rows.to_arrow(table, batch))
+        return self.append_rows(table, list(data))
 
 
 def key_columns(table: str) -> tuple[str, ...]:

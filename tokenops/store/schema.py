@@ -9,12 +9,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MONEY_SQL = "DECIMAL(18,12)"
-MONEY_ARROW = pa.decimal128(18, 12)
 MONEY_QUANTUM = Decimal("1e-12")
+
+
+def arrow_type(sql: str) -> pa.DataType:
+    """The Arrow type bulk loads use for a column's SQL type.
+
+    Derived rather than declared so that a process that never bulk-loads (a gateway replica,
+    which appends its rows as JSON) does not load pyarrow and numpy (~50 MB) to describe its tables.
+    """
+    import pyarrow as pa
+
+    if sql.startswith("DECIMAL("):
+        precision, scale = sql.removeprefix("DECIMAL(").removesuffix(")").split(",")
+        return pa.decimal128(int(precision), int(scale))
+    return {
+        "VARCHAR": pa.string(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "BOOLEAN": pa.bool_(),
+        "DOUBLE": pa.float64(),
+        "DATE": pa.date32(),
+    }[sql]
+
+
+def __getattr__(name: str) -> Any:
+    # MONEY_ARROW and TS, kept for the importers' bulk paths without importing pyarrow here
+    if name == "MONEY_ARROW":
+        return arrow_type(MONEY_SQL)
+    if name == "TS":
+        return arrow_type("TIMESTAMP")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,155 +58,163 @@ class Column:
     """Column name."""
     sql: str
     """Portable SQL type."""
-    arrow: pa.DataType
-    """Arrow type used for bulk loads."""
     nullable: bool = True
     """Whether NULL is allowed."""
 
+    @property
+    def arrow(self) -> pa.DataType:
+        """Arrow type used for bulk loads."""
+        return arrow_type(self.sql)
 
-def _c(name: str, sql: str, arrow: pa.DataType, nullable: bool = True) -> Column:
-    return Column(name, sql, arrow, nullable)
+
+@cache
+def _arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([pa.field(c.name, c.arrow, c.nullable) for c in columns])
 
 
-TS = pa.timestamp("us")
+def _c(name: str, sql: str, nullable: bool = True) -> Column:
+    return Column(name, sql, nullable)
+
 
 USAGE_EVENTS: tuple[Column, ...] = (
-    _c("request_id", "VARCHAR", pa.string(), False),
-    _c("ts", "TIMESTAMP", TS, False),
-    _c("provider", "VARCHAR", pa.string(), False),
-    _c("model", "VARCHAR", pa.string(), False),
-    _c("model_requested", "VARCHAR", pa.string()),
-    _c("operation", "VARCHAR", pa.string(), False),
-    _c("input_tokens", "BIGINT", pa.int64(), False),
-    _c("cache_read_tokens", "BIGINT", pa.int64(), False),
-    _c("cache_write_tokens", "BIGINT", pa.int64(), False),
-    _c("cache_write_1h_tokens", "BIGINT", pa.int64(), False),
-    _c("output_tokens", "BIGINT", pa.int64(), False),
-    _c("reasoning_tokens", "BIGINT", pa.int64(), False),
-    _c("batch", "BOOLEAN", pa.bool_(), False),
-    _c("status", "VARCHAR", pa.string(), False),
-    _c("error_type", "VARCHAR", pa.string()),
-    _c("latency_ms", "DOUBLE", pa.float64()),
-    _c("ttft_ms", "DOUBLE", pa.float64()),
-    _c("cost_input", MONEY_SQL, MONEY_ARROW),
-    _c("cost_cache_read", MONEY_SQL, MONEY_ARROW),
-    _c("cost_cache_write", MONEY_SQL, MONEY_ARROW),
-    _c("cost_output", MONEY_SQL, MONEY_ARROW),
-    _c("cost_other", MONEY_SQL, MONEY_ARROW),
-    _c("cost_total", MONEY_SQL, MONEY_ARROW),
-    _c("unpriced", "BOOLEAN", pa.bool_(), False),
-    _c("price_source", "VARCHAR", pa.string(), False),
-    _c("estimated", "BOOLEAN", pa.bool_(), False),
-    _c("source", "VARCHAR", pa.string(), False),
-    _c("api_key_id", "VARCHAR", pa.string()),
-    _c("user_id", "VARCHAR", pa.string()),
-    _c("team", "VARCHAR", pa.string()),
-    _c("feature", "VARCHAR", pa.string()),
-    _c("workflow", "VARCHAR", pa.string()),
-    _c("task_run_id", "VARCHAR", pa.string()),
-    _c("step", "VARCHAR", pa.string()),
-    _c("iteration", "INTEGER", pa.int32()),
-    _c("customer", "VARCHAR", pa.string()),
-    _c("tags", "VARCHAR", pa.string()),
+    _c("request_id", "VARCHAR", False),
+    _c("ts", "TIMESTAMP", False),
+    _c("provider", "VARCHAR", False),
+    _c("model", "VARCHAR", False),
+    _c("model_requested", "VARCHAR"),
+    _c("operation", "VARCHAR", False),
+    _c("input_tokens", "BIGINT", False),
+    _c("cache_read_tokens", "BIGINT", False),
+    _c("cache_write_tokens", "BIGINT", False),
+    _c("cache_write_1h_tokens", "BIGINT", False),
+    _c("output_tokens", "BIGINT", False),
+    _c("reasoning_tokens", "BIGINT", False),
+    _c("batch", "BOOLEAN", False),
+    _c("status", "VARCHAR", False),
+    _c("error_type", "VARCHAR"),
+    _c("latency_ms", "DOUBLE"),
+    _c("ttft_ms", "DOUBLE"),
+    _c("cost_input", MONEY_SQL),
+    _c("cost_cache_read", MONEY_SQL),
+    _c("cost_cache_write", MONEY_SQL),
+    _c("cost_output", MONEY_SQL),
+    _c("cost_other", MONEY_SQL),
+    _c("cost_total", MONEY_SQL),
+    _c("unpriced", "BOOLEAN", False),
+    _c("price_source", "VARCHAR", False),
+    _c("estimated", "BOOLEAN", False),
+    _c("source", "VARCHAR", False),
+    _c("api_key_id", "VARCHAR"),
+    _c("user_id", "VARCHAR"),
+    _c("team", "VARCHAR"),
+    _c("feature", "VARCHAR"),
+    _c("workflow", "VARCHAR"),
+    _c("task_run_id", "VARCHAR"),
+    _c("step", "VARCHAR"),
+    _c("iteration", "INTEGER"),
+    _c("customer", "VARCHAR"),
+    _c("tags", "VARCHAR"),
 )
 
 TASK_RUNS: tuple[Column, ...] = (
-    _c("task_run_id", "VARCHAR", pa.string(), False),
-    _c("workflow", "VARCHAR", pa.string(), False),
-    _c("status", "VARCHAR", pa.string(), False),
-    _c("started_at", "TIMESTAMP", TS, False),
-    _c("ended_at", "TIMESTAMP", TS),
-    _c("user_id", "VARCHAR", pa.string()),
-    _c("team", "VARCHAR", pa.string()),
-    _c("customer", "VARCHAR", pa.string()),
-    _c("tags", "VARCHAR", pa.string()),
+    _c("task_run_id", "VARCHAR", False),
+    _c("workflow", "VARCHAR", False),
+    _c("status", "VARCHAR", False),
+    _c("started_at", "TIMESTAMP", False),
+    _c("ended_at", "TIMESTAMP"),
+    _c("user_id", "VARCHAR"),
+    _c("team", "VARCHAR"),
+    _c("customer", "VARCHAR"),
+    _c("tags", "VARCHAR"),
 )
 
 OUTCOMES: tuple[Column, ...] = (
-    _c("outcome_id", "VARCHAR", pa.string(), False),
-    _c("ts", "TIMESTAMP", TS, False),
-    _c("outcome_type", "VARCHAR", pa.string(), False),
-    _c("value", MONEY_SQL, MONEY_ARROW),
-    _c("workflow", "VARCHAR", pa.string()),
-    _c("person_id", "VARCHAR", pa.string()),
-    _c("team", "VARCHAR", pa.string()),
+    _c("outcome_id", "VARCHAR", False),
+    _c("ts", "TIMESTAMP", False),
+    _c("outcome_type", "VARCHAR", False),
+    _c("value", MONEY_SQL),
+    _c("workflow", "VARCHAR"),
+    _c("person_id", "VARCHAR"),
+    _c("team", "VARCHAR"),
 )
 
 OUTCOME_TASK_RUNS: tuple[Column, ...] = (
-    _c("outcome_id", "VARCHAR", pa.string(), False),
-    _c("task_run_id", "VARCHAR", pa.string(), False),
+    _c("outcome_id", "VARCHAR", False),
+    _c("task_run_id", "VARCHAR", False),
 )
 
 PEOPLE: tuple[Column, ...] = (
-    _c("person_id", "VARCHAR", pa.string(), False),
-    _c("team", "VARCHAR", pa.string(), False),
-    _c("loaded_hourly_cost", MONEY_SQL, MONEY_ARROW, False),
-    _c("name", "VARCHAR", pa.string()),
-    _c("role", "VARCHAR", pa.string()),
-    _c("start_date", "DATE", pa.date32()),
+    _c("person_id", "VARCHAR", False),
+    _c("team", "VARCHAR", False),
+    _c("loaded_hourly_cost", MONEY_SQL, False),
+    _c("name", "VARCHAR"),
+    _c("role", "VARCHAR"),
+    _c("start_date", "DATE"),
 )
 
 SEAT_LICENSES: tuple[Column, ...] = (
-    _c("person_id", "VARCHAR", pa.string(), False),
-    _c("tool", "VARCHAR", pa.string(), False),
-    _c("monthly_cost", MONEY_SQL, MONEY_ARROW, False),
-    _c("start_date", "DATE", pa.date32(), False),
-    _c("end_date", "DATE", pa.date32()),
+    _c("person_id", "VARCHAR", False),
+    _c("tool", "VARCHAR", False),
+    _c("monthly_cost", MONEY_SQL, False),
+    _c("start_date", "DATE", False),
+    _c("end_date", "DATE"),
 )
 
 TIME_ENTRIES: tuple[Column, ...] = (
-    _c("entry_id", "VARCHAR", pa.string(), False),
-    _c("person_id", "VARCHAR", pa.string(), False),
-    _c("activity", "VARCHAR", pa.string(), False),
-    _c("start", "TIMESTAMP", TS, False),
-    _c("duration_hours", "DECIMAL(12,6)", pa.decimal128(12, 6), False),
-    _c("tool", "VARCHAR", pa.string()),
-    _c("workflow", "VARCHAR", pa.string()),
+    _c("entry_id", "VARCHAR", False),
+    _c("person_id", "VARCHAR", False),
+    _c("activity", "VARCHAR", False),
+    _c("start", "TIMESTAMP", False),
+    _c("duration_hours", "DECIMAL(12,6)", False),
+    _c("tool", "VARCHAR"),
+    _c("workflow", "VARCHAR"),
 )
 
 PROVIDER_USAGE: tuple[Column, ...] = (
-    _c("usage_id", "VARCHAR", pa.string(), False),
-    _c("source", "VARCHAR", pa.string(), False),
-    _c("provider", "VARCHAR", pa.string(), False),
-    _c("start_ts", "TIMESTAMP", TS, False),
-    _c("end_ts", "TIMESTAMP", TS, False),
-    _c("model", "VARCHAR", pa.string()),
-    _c("requests", "BIGINT", pa.int64(), False),
-    _c("input_tokens", "BIGINT", pa.int64(), False),
-    _c("cache_read_tokens", "BIGINT", pa.int64(), False),
-    _c("cache_write_tokens", "BIGINT", pa.int64(), False),
-    _c("cache_write_1h_tokens", "BIGINT", pa.int64(), False),
-    _c("output_tokens", "BIGINT", pa.int64(), False),
-    _c("reasoning_tokens", "BIGINT", pa.int64(), False),
-    _c("batch", "BOOLEAN", pa.bool_(), False),
-    _c("project_id", "VARCHAR", pa.string()),
-    _c("user_id", "VARCHAR", pa.string()),
-    _c("api_key_id", "VARCHAR", pa.string()),
-    _c("cost_total", MONEY_SQL, MONEY_ARROW),
-    _c("unpriced", "BOOLEAN", pa.bool_(), False),
-    _c("price_source", "VARCHAR", pa.string(), False),
-    _c("tags", "VARCHAR", pa.string()),
+    _c("usage_id", "VARCHAR", False),
+    _c("source", "VARCHAR", False),
+    _c("provider", "VARCHAR", False),
+    _c("start_ts", "TIMESTAMP", False),
+    _c("end_ts", "TIMESTAMP", False),
+    _c("model", "VARCHAR"),
+    _c("requests", "BIGINT", False),
+    _c("input_tokens", "BIGINT", False),
+    _c("cache_read_tokens", "BIGINT", False),
+    _c("cache_write_tokens", "BIGINT", False),
+    _c("cache_write_1h_tokens", "BIGINT", False),
+    _c("output_tokens", "BIGINT", False),
+    _c("reasoning_tokens", "BIGINT", False),
+    _c("batch", "BOOLEAN", False),
+    _c("project_id", "VARCHAR"),
+    _c("user_id", "VARCHAR"),
+    _c("api_key_id", "VARCHAR"),
+    _c("cost_total", MONEY_SQL),
+    _c("unpriced", "BOOLEAN", False),
+    _c("price_source", "VARCHAR", False),
+    _c("tags", "VARCHAR"),
 )
 
 BILLED_COSTS: tuple[Column, ...] = (
-    _c("cost_id", "VARCHAR", pa.string(), False),
-    _c("source", "VARCHAR", pa.string(), False),
-    _c("provider", "VARCHAR", pa.string(), False),
-    _c("start_ts", "TIMESTAMP", TS, False),
-    _c("end_ts", "TIMESTAMP", TS, False),
-    _c("billed", MONEY_SQL, MONEY_ARROW, False),
-    _c("currency", "VARCHAR", pa.string(), False),
-    _c("effective", MONEY_SQL, MONEY_ARROW),
-    _c("list_cost", MONEY_SQL, MONEY_ARROW),
-    _c("service", "VARCHAR", pa.string()),
-    _c("model", "VARCHAR", pa.string()),
-    _c("line_item", "VARCHAR", pa.string()),
-    _c("charge_category", "VARCHAR", pa.string(), False),
-    _c("project_id", "VARCHAR", pa.string()),
-    _c("account_id", "VARCHAR", pa.string()),
-    _c("quantity", "DECIMAL(28,6)", pa.decimal128(28, 6)),
-    _c("unit", "VARCHAR", pa.string()),
-    _c("tags", "VARCHAR", pa.string()),
+    _c("cost_id", "VARCHAR", False),
+    _c("source", "VARCHAR", False),
+    _c("provider", "VARCHAR", False),
+    _c("start_ts", "TIMESTAMP", False),
+    _c("end_ts", "TIMESTAMP", False),
+    _c("billed", MONEY_SQL, False),
+    _c("currency", "VARCHAR", False),
+    _c("effective", MONEY_SQL),
+    _c("list_cost", MONEY_SQL),
+    _c("service", "VARCHAR"),
+    _c("model", "VARCHAR"),
+    _c("line_item", "VARCHAR"),
+    _c("charge_category", "VARCHAR", False),
+    _c("project_id", "VARCHAR"),
+    _c("account_id", "VARCHAR"),
+    _c("quantity", "DECIMAL(28,6)"),
+    _c("unit", "VARCHAR"),
+    _c("tags", "VARCHAR"),
 )
 
 
@@ -193,7 +234,7 @@ class Table:
     @property
     def arrow_schema(self) -> pa.Schema:
         """Arrow schema for bulk loads."""
-        return pa.schema([pa.field(c.name, c.arrow, c.nullable) for c in self.columns])
+        return _arrow_schema(self.columns)
 
     def create_sql(self) -> str:
         """Portable CREATE TABLE."""
@@ -218,23 +259,23 @@ TABLES: dict[str, Table] = {
 
 
 TASK_RUN_TOTALS: tuple[Column, ...] = (
-    _c("task_run_id", "VARCHAR", pa.string(), False),
-    _c("first_ts", "TIMESTAMP", TS, False),
-    _c("last_ts", "TIMESTAMP", TS, False),
-    _c("last_error_ts", "TIMESTAMP", TS),
-    _c("calls", "BIGINT", pa.int64(), False),
-    _c("unpriced_calls", "BIGINT", pa.int64(), False),
-    _c("errors", "BIGINT", pa.int64(), False),
-    _c("tokens", "BIGINT", pa.int64(), False),
-    _c("cost", "DECIMAL(38,12)", pa.decimal128(38, 12)),
-    _c("max_iteration", "INTEGER", pa.int32()),
-    _c("workflow", "VARCHAR", pa.string()),
-    _c("team", "VARCHAR", pa.string()),
-    _c("user_id", "VARCHAR", pa.string()),
-    _c("customer", "VARCHAR", pa.string()),
-    _c("feature", "VARCHAR", pa.string()),
-    _c("mixed", "BOOLEAN", pa.bool_(), False),
-    _c("status", "VARCHAR", pa.string()),
+    _c("task_run_id", "VARCHAR", False),
+    _c("first_ts", "TIMESTAMP", False),
+    _c("last_ts", "TIMESTAMP", False),
+    _c("last_error_ts", "TIMESTAMP"),
+    _c("calls", "BIGINT", False),
+    _c("unpriced_calls", "BIGINT", False),
+    _c("errors", "BIGINT", False),
+    _c("tokens", "BIGINT", False),
+    _c("cost", "DECIMAL(38,12)"),
+    _c("max_iteration", "INTEGER"),
+    _c("workflow", "VARCHAR"),
+    _c("team", "VARCHAR"),
+    _c("user_id", "VARCHAR"),
+    _c("customer", "VARCHAR"),
+    _c("feature", "VARCHAR"),
+    _c("mixed", "BOOLEAN", False),
+    _c("status", "VARCHAR"),
 )
 """One row per task run: the totals of its calls, kept by the ledger as calls arrive (issue 7).
 

@@ -38,7 +38,7 @@ import orjson
 
 from tokenops.events import Attribution, TokenUsage, UsageEvent
 from tokenops.store import rows
-from tokenops.store.schema import MONEY_ARROW, TABLES, TS
+from tokenops.store.schema import MONEY_SQL, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ _STALE_TMP_SECONDS = 60.0
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
 
 _COLUMNS: tuple[tuple[str, bool, str], ...] = tuple(
-    (c.name, c.nullable, "money" if c.arrow == MONEY_ARROW else "ts" if c.arrow == TS else "")
+    (c.name, c.nullable, "money" if c.sql == MONEY_SQL else "ts" if c.sql == "TIMESTAMP" else "")
     for c in TABLES["usage_events"].columns
 )
 _ATTRIBUTION_FIELDS = tuple(f.name for f in dataclasses.fields(Attribution))

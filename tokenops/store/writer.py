@@ -32,8 +32,6 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-import pyarrow as pa
-
 from tokenops.errors import StoreError
 from tokenops.events import Attribution, UsageEvent
 from tokenops.store import rows
@@ -55,9 +53,6 @@ from tokenops.store.spool import (
 __all__ = ["FsyncMode", "LedgerWriter", "ReplayReport", "WriterStats"]
 
 log = logging.getLogger(__name__)
-
-_ARROW_SLICE = 256
-"""Rows converted to Arrow per call: the conversion holds the GIL, so the event loop waits on it."""
 
 _Item = tuple[int, Segment | None, dict[str, object]]
 """A queued event: (sequence number, its spool segment, its ledger row)."""
@@ -521,7 +516,7 @@ class LedgerWriter:
         delay, failures = self._retry_initial, 0
         while True:
             try:
-                new = self._ledger.append("usage_events", _to_arrow(data))
+                new = self._ledger.append_rows("usage_events", data)
             except Exception as exc:  # "nothing lost": broad and logged; rows stay spooled
                 failures += 1
                 with self._lock:
@@ -546,7 +541,7 @@ class LedgerWriter:
 
     def _replay(self) -> ReplayReport:
         def append(data: list[dict[str, object]]) -> int:
-            return self._ledger.append("usage_events", _to_arrow(data))
+            return self._ledger.append_rows("usage_events", data)
 
         report = replay(self.spool_dir, append, batch_size=self._max_batch)
         with self._lock:
@@ -561,13 +556,3 @@ class LedgerWriter:
                 self._rescan_interval,
             )
         return report
-
-
-def _to_arrow(data: list[dict[str, object]]) -> pa.Table:
-    # Converting Python rows holds the GIL (~3 us a row); in slices, the gateway's event loop
-    # gets the interpreter back between them instead of stalling for a whole batch.
-    if len(data) <= _ARROW_SLICE:
-        return rows.to_arrow("usage_events", data)
-    return pa.concat_tables(
-        [rows.to_arrow("usage_events", data[i : i + _ARROW_SLICE]) for i in range(0, len(data), _ARROW_SLICE)]
-    )

@@ -70,14 +70,7 @@ def api_events(request: Request) -> JSON:
     return JSON({"events": [event_row(e) for e in events]})
 
 
-def healthz(request: Request) -> JSON:
-    """Liveness: the process answers and the ledger can be read."""
-    request.app.state.ledger.query("SELECT 1")  # the ledger itself, never a cached answer
-    return JSON({"status": "ok"})
-
-
 routes = [
-    Route("/healthz", healthz),
     Route("/api/summary", api_summary),
     Route("/api/spend", api_spend),
     Route("/api/tokens-per-task", api_tokens_per_task),

@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.routing import Router as StarletteRouter
 from starlette.types import Receive, Scope, Send
 
@@ -49,6 +51,12 @@ def api_routes() -> list[BaseRoute]:
         *outcomes.routes,
         *admin.routes,
     ]
+
+
+def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers and the ledger can be read (not deferred: probes must not load the pages)."""
+    request.app.state.ledger.ping()  # the ledger itself, never a cached answer
+    return JSONResponse({"status": "ok"})
 
 
 class DeferredRoutes:
@@ -144,6 +152,7 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
     app = Starlette(
         routes=[
             *gateway_routes(gateway),  # first: the hot path should not be matched against every page
+            Route("/healthz", healthz),
             *mounts,
             Mount("", app=DeferredRoutes()),
         ],

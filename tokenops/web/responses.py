@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
-import pyarrow as pa
 from starlette.responses import Response
 
 
@@ -29,7 +29,8 @@ def _iso(value: datetime) -> str:
 
 def jsonable(value: Any) -> Any:
     """Records from Arrow or dataclasses, ready for orjson (naive datetimes are UTC)."""
-    if isinstance(value, pa.Table):
+    pa = sys.modules.get("pyarrow")  # a Table exists only once pyarrow is loaded; a gateway never loads it
+    if pa is not None and isinstance(value, pa.Table):
         return [jsonable(r) for r in value.to_pylist()]
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}

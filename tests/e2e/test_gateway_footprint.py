@@ -1,0 +1,62 @@
+"""A gateway process serves and records calls without loading the analytics stack (pyarrow, numpy, pandas).
+
+Those libraries are ~50 MB of a process's memory; a gateway nobody opens the dashboard on must
+not carry them. The pages still work: they load them on their first request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import openai
+from starlette.applications import Starlette
+
+from tests.e2e.test_gateway_crash import _free_port, _start
+from tokenops.gateway.keys import KeyStore
+from tokenops.store import DuckDBLedger
+
+HEAVY = ("/pyarrow/", "/numpy/", "/pandas/", "/sqlglot", "/opentelemetry/")
+
+
+def _loaded(pid: int) -> set[str]:
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {lib for lib in HEAVY if lib in maps}
+
+
+def test_a_gateway_records_calls_without_the_analytics_stack(
+    tmp_path: Path, fake_provider: tuple[Starlette, str]
+) -> None:
+    _, fake_url = fake_provider
+    config = tmp_path / "tokenops.toml"
+    config.write_text(
+        f'ledger = "{tmp_path / "ledger.duckdb"}"\ndata_dir = "{tmp_path / "state"}"\n'
+        f'[[gateway.upstreams]]\nname = "fake"\nkind = "openai"\nbase_url = "{fake_url}/v1"\n'
+        'api_key_env = "FAKE_OPENAI_KEY"\n'
+    )
+    _, key = KeyStore(tmp_path / "state" / "keys.sqlite").create(user="ana", team="search")
+    port = _free_port()
+    proc = _start(config, port, tmp_path / "gateway.log")
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key)
+        for i in range(30):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"hi {i}"}])
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "stream"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "tokenops_requests_total{" in metrics
+        assert _loaded(proc.pid) == set(), f"a gateway-only process loaded {_loaded(proc.pid)}"
+        # the dashboard API still works, loading what it needs on first use
+        page = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert page.json() == {"status": "ok"}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    with DuckDBLedger(tmp_path / "ledger.duckdb", read_only=True) as ledger:
+        rows = ledger.query_rows(
+            "SELECT count(*) AS n, count(*) FILTER (WHERE team = 'search' AND user_id = 'ana' AND NOT unpriced) "
+            "AS attributed, sum(cost_total) > 0 AS priced FROM usage_events"
+        )
+    assert rows == [{"n": 31, "attributed": 31, "priced": True}]
