@@ -21,6 +21,7 @@ from tests.factories import T0, event
 from tokenops.errors import StoreError
 from tokenops.events import Attribution, UsageEvent
 from tokenops.store import DuckDBLedger, Ledger, rows
+from tokenops.store import writer as writer_module
 from tokenops.store.spool import Intent, encode_event
 from tokenops.store.writer import LedgerWriter
 
@@ -419,3 +420,20 @@ def test_rows_appended_as_json_equal_rows_appended_as_arrow() -> None:
         assert by_json.query_rows("SELECT * FROM task_run_totals") == by_arrow.query_rows(
             "SELECT * FROM task_run_totals"
         )
+
+
+def test_the_batch_thread_runs_at_a_lower_priority_than_the_server(tmp_path: Path) -> None:
+    """The event loop keeps its core while a batch is written: the writer thread is niced, the caller is not."""
+    seen: list[int] = []
+
+    class Watching(DuckDBLedger):
+        def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super().append_rows(table, data)
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    with Watching(":memory:") as watched, LedgerWriter(watched, tmp_path / "spool") as writer:
+        writer.submit(event("r1"))
+        writer.flush()
+    assert seen == [min(19, mine + writer_module.BACKGROUND_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
