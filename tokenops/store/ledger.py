@@ -33,9 +33,10 @@ class Ledger(abc.ABC):
         """
 
     def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
-        """`append` for rows as `tokenops.store.rows` makes them (e.g. the gateway's batches).
+        """`append` for a batch of rows as `tokenops.store.rows` makes them: the gateway's batch thread.
 
-        Backends may load them without Arrow; the default converts.
+        Backends may load them without Arrow (DuckDB does, through its JSON reader); the default
+        converts. Bulk writers (importers, `record_*`) build Arrow and call `append`.
         """
         if not data:
             return 0
@@ -117,7 +118,10 @@ class Ledger(abc.ABC):
         return [rows.event_from_row(r) for r in table.to_pylist()]
 
     def _append_rows(self, table: str, data: Iterable[dict[str, object]]) -> int:
-        return self.append_rows(table, list(data))
+        batch = list(data)
+        if not batch:
+            return 0
+        return self.append(table, rows.to_arrow(table, batch))
 
 
 def key_columns(table: str) -> tuple[str, ...]:
