@@ -376,11 +376,53 @@ def test_a_file_with_bad_rows_interleaved_gives_the_same_ledger_as_the_record_by
     with DuckDBLedger(":memory:") as ledger:
         report = run_import(IMPORTER, [path], ledger)
         fast = ledger.query(query)
-    assert any(paths) and not all(paths)  # both paths were taken
+    assert all(paths)  # a bad row no longer sends its chunk to the record path: only the row goes (`_records_at`)
     monkeypatch.setattr("tokenops.ingest.litellm.fast_columns", lambda *args: None)
     with DuckDBLedger(":memory:") as ledger:
         slow_report = run_import(IMPORTER, [path], ledger)
         slow = ledger.query(query)
     assert [str(e) for e in report.errors] == [str(e) for e in slow_report.errors]
     assert (report.rows, report.imported, report.rejected) == (120, 111, 9)
+    assert fast.equals(slow)
+
+
+@pytest.mark.parametrize("layout", ["one line per record", "quoted newlines", "blank line"])
+def test_bad_rows_in_the_middle_of_a_columnar_chunk_are_read_by_the_record_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    """One chunk, good rows around bad ones: only the bad rows go record by record; rows and errors as that path's."""
+    rows = [row(i, session_id=f"s-{i % 3}") for i in range(40)]
+    rows[3]["prompt_tokens"] = "12.5"
+    rows[5]["startTime"] = "yesterday"
+    rows[6]["endTime"] = "2025-03-01T10:00:00.123456789Z"  # a time only Python reads: the row is kept
+    rows[8]["request_id"] = " "
+    rows[11]["metadata"] = '{"user_api_key_alias": "svc", '  # not JSON
+    rows[13]["request_tags"] = '["prod", '
+    rows[17]["metadata"] = json.dumps({"additional_usage_values": "none"})  # a shape `extras` rejects
+    rows[19].update(prompt_tokens="10", metadata=json.dumps({"usage_object": {"cache_read_input_tokens": 50}}))
+    rows[23]["startTime"] = ""
+    rows[29].update(model="", model_group="")
+    rows[31]["metadata"] = json.dumps({"usage_object": {"cache_read_input_tokens": 7}, "status": "failure"})
+    rows[37]["completion_tokens"] = "-1"
+    if layout == "quoted newlines":
+        rows[20]["messages"] = "quoted\nnewline"
+    path = write_csv(tmp_path / "spend_logs.csv", rows)
+    if layout == "blank line":
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join([*lines[:15], "\n", *lines[15:]]))
+    (chunk,) = list(line_chunks(path, quoted=True, skip=1))
+    unusual: list[int] = []
+    columns = fast_columns(chunk, HEADER, None, unusual)
+    assert columns is not None and unusual == [3, 5, 6, 8, 11, 13, 17, 19, 23, 29, 37], unusual
+    assert fast_columns(chunk, HEADER) is None  # without `unusual`: all or nothing, as before
+    query = "SELECT * FROM usage_events ORDER BY request_id"
+    with DuckDBLedger(":memory:") as ledger:
+        report = run_import(IMPORTER, [path], ledger)
+        fast = ledger.query(query)
+    monkeypatch.setattr("tokenops.ingest.litellm.fast_columns", lambda *args: None)
+    with DuckDBLedger(":memory:") as ledger:
+        slow_report = run_import(IMPORTER, [path], ledger)
+        slow = ledger.query(query)
+    assert [str(e) for e in report.errors] == [str(e) for e in slow_report.errors]
+    assert (report.rows, report.imported, report.rejected) == (40, 30, 10)
     assert fast.equals(slow)

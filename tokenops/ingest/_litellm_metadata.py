@@ -94,25 +94,47 @@ FROM (
     )
 )
 """
+_GUARDED = """
+SELECT metadata, blank OR NOT coalesce(json_valid(metadata), FALSE) AS blank,
+    blank OR coalesce(json_valid(metadata), FALSE) AS valid
+FROM batch
+"""
+"""The batch with metadata that is not JSON read as none (`read_metadata` marks those rows)."""
 
 
-def read_metadata(metadata: pa.Array, conn: duckdb.DuckDBPyConnection) -> pa.Table | None:
+def read_metadata(
+    metadata: pa.Array, conn: duckdb.DuckDBPyConnection, odd: np.ndarray | None = None
+) -> pa.Table | None:
     """Columns simple, read, write, reasoning, status, user, team, alias, custom; None if any row is not JSON.
 
     `simple` is false where the row's metadata has another shape: its other values are then
-    meaningless and `extras` must read it.
+    meaningless and `extras` must read it. With `odd`, a row whose metadata is not JSON is marked
+    there instead (its values are meaningless too), and None means DuckDB cannot read it even so.
     """
     blank = pc.match_substring_regex(metadata, r"^\s*$")  # `_json` reads blank as no metadata
     cursor = conn.cursor()
     try:
         cursor.register("batch", pa.table({"metadata": metadata, "blank": blank}))
-        relation = cursor.sql(_SQL)
-        assert relation is not None
-        return relation.to_arrow_table()
-    except duckdb.InvalidInputException:  # malformed JSON somewhere: the slow path names the row
+        try:
+            return _arrow(cursor, _SQL)
+        except duckdb.InvalidInputException:  # malformed JSON somewhere: the slow path names the row
+            if odd is None:
+                return None
+        # second pass only when some row is not JSON: json_valid costs a parse of every row
+        cursor.register("batch", _arrow(cursor, _GUARDED))
+        valid = _arrow(cursor, "SELECT valid FROM batch")["valid"].to_numpy()
+        odd |= ~np.asarray(valid, dtype=bool)
+        return _arrow(cursor, _SQL)
+    except duckdb.InvalidInputException:
         return None
     finally:
         cursor.close()
+
+
+def _arrow(cursor: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    relation = cursor.sql(sql)
+    assert relation is not None
+    return relation.to_arrow_table()
 
 
 _SPEND, _SESSION = "\ue000litellm_spend\ue000", "\ue000session_id\ue000"

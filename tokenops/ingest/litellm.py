@@ -15,6 +15,7 @@ re-import (or the same row from the CSV and the table) is one ledger row.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from collections.abc import Iterator
@@ -155,11 +156,26 @@ class LiteLLMImporter:
     def _chunk(
         self, chunk: Chunk, header: list[str], path: Path, rates: RateBook, conn: duckdb.DuckDBPyConnection
     ) -> Batch:
-        columns = fast_columns(chunk, header, conn)
-        if columns is None:
+        unusual: list[int] = []
+        columns = fast_columns(chunk, header, conn, unusual)
+        found = (
+            None if columns is None else _records_at(chunk, header, path, unusual, len(columns.ts_us) + len(unusual))
+        )
+        if columns is None or found is None:
             return _slow(chunk, header, path, rates)
-        table = event_table(columns, rates, SOURCE)
-        return Batch(tables={"usage_events": table}, rows=table.num_rows, bytes_read=chunk.position)
+        rows: list[tuple[object, ...]] = []
+        errors: list[RowError] = []
+        for line, record in found:  # the rows Arrow is not sure of, read as the record-by-record path reads them
+            try:
+                rows.append(event_row(record))
+            except Invalid as exc:
+                errors.append(RowError(str(path), line, str(exc)))
+        parts = [event_table(columns, rates, SOURCE)] if len(columns.ts_us) else []
+        if rows:
+            parts.append(build_table(rows, rates, SOURCE))
+        tables = {"usage_events": pa.concat_tables(parts)} if parts else {}
+        count = len(columns.ts_us) + len(unusual)
+        return Batch(tables=tables, errors=errors, rows=count, bytes_read=chunk.position)
 
     def read_location(self, location: str) -> Iterator[Batch]:
         """Stream the spend-logs table at a `postgresql://` URL (`?table=schema.name` to pick it)."""
@@ -199,6 +215,40 @@ def _slow(chunk: Chunk, header: list[str], path: Path, rates: RateBook) -> Batch
         except Invalid as exc:
             errors.append(RowError(str(path), line, str(exc)))
     return _batch(rows, errors, count, chunk.position, rates)
+
+
+def _records_at(
+    chunk: Chunk, header: list[str], path: Path, indexes: list[int], records: int
+) -> list[tuple[int, dict[str, str]]] | None:
+    """(line, record) of the chunk's records at `indexes` (0-based, ascending; of `records`), as `_slow` reads them.
+
+    None when Python's csv does not see the records Arrow read: the whole chunk then takes `_slow`.
+    """
+    if not indexes:
+        return []
+    index = {name: i for i, name in enumerate(header) if name in COLUMNS}
+    found: list[tuple[int, dict[str, str]]] = []
+    items: Iterator[tuple[int, list[str]] | RowError]
+    lines = chunk.data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    if len(lines) == records:  # each record one line (a quoted newline or a blank line makes more lines)
+        items = (item for i in indexes for item in _line_records(chunk, lines[i], i, len(header), path))
+        wanted = range(len(indexes))
+    else:
+        items, wanted = chunk_records(chunk, len(header), path), range(records)
+    kept = set(indexes) if len(lines) != records else None
+    for k, item in zip(wanted, items, strict=False):
+        if isinstance(item, RowError):
+            return None
+        if kept is None or k in kept:
+            found.append((item[0], {name: item[1][j] for name, j in index.items()}))
+    return found if len(found) == len(indexes) else None
+
+
+def _line_records(chunk: Chunk, line: bytes, i: int, width: int, path: Path) -> list[tuple[int, list[str]] | RowError]:
+    """The record on the chunk's line `i` (0-based), as `chunk_records` reads it."""
+    return list(chunk_records(Chunk(line + b"\n", chunk.first_line + i, 1, chunk.position), width, path))
 
 
 def _batch(rows: list[tuple[object, ...]], errors: list[RowError], count: int, position: int, rates: RateBook) -> Batch:
@@ -398,11 +448,19 @@ def _pairs(request_tags: list[object]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def fast_columns(chunk: Chunk, header: list[str], conn: duckdb.DuckDBPyConnection | None = None) -> Columns | None:
-    """A chunk of the CSV parsed by Arrow into columns; None when any row needs the record-by-record path.
+def fast_columns(
+    chunk: Chunk,
+    header: list[str],
+    conn: duckdb.DuckDBPyConnection | None = None,
+    unusual: list[int] | None = None,
+) -> Columns | None:
+    """A chunk of the CSV parsed by Arrow into columns; None when it needs the record-by-record path.
 
     Only `metadata` and the small columns `extras` reads are handled row by row (shared with the
-    slow path); everything else is vectorised.
+    slow path); everything else is vectorised. A row Arrow reads but is not sure of (an empty id,
+    a count or time that is not plainly one, malformed JSON...) makes the result None, unless
+    `unusual` is given: the row is then left out of the columns and its 0-based index appended
+    to `unusual`, for `event_row` to read (and name what is wrong with it).
     """
     wanted = [h for h in header if h in COLUMNS]
     try:
@@ -420,46 +478,42 @@ def fast_columns(chunk: Chunk, header: list[str], conn: duckdb.DuckDBPyConnectio
     except pa.ArrowInvalid:
         return None
     n = table.num_rows
+    if not n:
+        return None
     blank = pa.array(np.full(n, "", dtype=object), pa.string())
 
     def col(name: str) -> pa.Array:
         return pc.utf8_trim_whitespace(table[name].combine_chunks()) if name in table.column_names else blank
 
+    odd = np.zeros(n, dtype=bool)
     request_id, model, group = col("request_id"), col("model"), col("model_group")
     model = pc.if_else(pc.equal(model, ""), group, model)
-    start, end, first = iso_times(col("startTime")), iso_times(col("endTime")), iso_times(col("completionStartTime"))
-    prompt, completion = whole_numbers(col("prompt_tokens")), whole_numbers(col("completion_tokens"))
-    if (
-        not n
-        or pc.any(pc.equal(request_id, "")).as_py()
-        or pc.any(pc.equal(model, "")).as_py()
-        or start is None
-        or end is None
-        or first is None
-        or prompt is None
-        or completion is None
-        or not start[1].all()
-    ):
+    odd |= _true(pc.equal(request_id, "")) | _true(pc.equal(model, ""))
+    start, end, first = (_times(col(name), odd) for name in ("startTime", "endTime", "completionStartTime"))
+    prompt, completion = _counts(col("prompt_tokens"), odd), _counts(col("completion_tokens"), odd)
+    if start is None or end is None or first is None or prompt is None or completion is None:
         return None
+    odd |= ~start[1]
     small = {name: col(name) for name in _EXTRAS if name != "metadata"}
     small["metadata"] = table["metadata"].combine_chunks() if "metadata" in table.column_names else blank
     if conn is None:
         with duckdb.connect(config=READER_CONFIG) as own:
-            found = _metadata(small, own)
+            found = _metadata(small, own, odd)
     else:
-        found = _metadata(small, conn)
+        found = _metadata(small, conn, odd)
     if found is None:
         return None
     read, write, reasoning, status, error_type, meta_user, meta_team, tags = found
     counts = np.zeros((len(FIELDS), n), dtype=np.int64)
     counts[0], counts[1], counts[2], counts[4], counts[5] = prompt, read, write, completion, reasoning
-    if ((counts[1] + counts[2]) > counts[0]).any() or (counts[5] > counts[4]).any():
-        return None  # the slow path says which rows and why
+    odd |= ((counts[1] + counts[2]) > counts[0]) | (counts[5] > counts[4])  # `event_row` says which and why
+    if odd.any() and unusual is None:
+        return None
     provider, model = _provider_models(col("custom_llm_provider"), model)
     latency = np.where(end[1] & (end[0] >= start[0]), (end[0] - start[0]) / 1000, np.nan)
     streamed = first[1] & ~(end[1] & (first[0] == end[0])) & (first[0] >= start[0])
     ttft = np.where(streamed, (first[0] - start[0]) / 1000, np.nan)
-    return Columns(
+    columns = Columns(
         request_id=request_id,
         ts_us=start[0],
         provider=provider,
@@ -478,17 +532,62 @@ def fast_columns(chunk: Chunk, header: list[str], conn: duckdb.DuckDBPyConnectio
         customer=null_blank(col("end_user")),
         tags=tags,
     )
+    if not odd.any():
+        return columns
+    assert unusual is not None
+    unusual.extend(np.flatnonzero(odd).tolist())
+    return _kept(columns, ~odd)
+
+
+def _true(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+"""The time shapes left to Arrow when some value of a column is not a time: the others are `odd` rows."""
+
+
+def _times(values: pa.Array, odd: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """`iso_times`, with the values it cannot read marked `odd` (and read as absent)."""
+    found = iso_times(values)
+    if found is not None:
+        return found
+    bad = pc.and_(pc.not_equal(values, ""), pc.invert(pc.match_substring_regex(values, _ISO)))
+    odd |= _true(bad)
+    return iso_times(pc.if_else(bad, "", values))
+
+
+def _counts(values: pa.Array, odd: np.ndarray) -> np.ndarray | None:
+    """`whole_numbers`, with the values that are not one marked `odd` (and read as 0)."""
+    found = whole_numbers(values)
+    if found is not None:
+        return found
+    bad = pc.invert(pc.match_substring_regex(values, r"^[0-9]*$"))
+    odd |= _true(bad)
+    return whole_numbers(pc.if_else(bad, "", values))
+
+
+def _kept(columns: Columns, keep: np.ndarray) -> Columns:
+    """The rows of `columns` where `keep` is true."""
+    mask = pa.array(keep)
+    values = {
+        field.name: value[..., keep] if isinstance(value, np.ndarray) else value.filter(mask)
+        for field in dataclasses.fields(columns)
+        for value in (getattr(columns, field.name),)
+    }
+    return Columns(**values)
 
 
 _EXTRAS = ("metadata", "request_tags", "spend", "session_id", "status", "cache_hit")
 
 
-def _metadata(small: dict[str, pa.Array], conn: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+def _metadata(small: dict[str, pa.Array], conn: duckdb.DuckDBPyConnection, odd: np.ndarray) -> tuple[Any, ...] | None:
     """`extras` for every row: DuckDB reads the usual metadata shape, `extras` the rest (and says what is wrong).
 
-    None when a row is bad: the record-by-record path names it.
+    A row `extras` rejects, or whose metadata is not JSON, is marked `odd` (its values here are meaningless).
+    None when DuckDB cannot read the metadata even so: the record-by-record path names the rows.
     """
-    got = read_metadata(small["metadata"], conn)
+    got = read_metadata(small["metadata"], conn, odd)
     if got is None:
         return None
     text = {name: null_blank(pc.utf8_trim_whitespace(got[name].combine_chunks())) for name in _METADATA_TEXTS}
@@ -496,19 +595,15 @@ def _metadata(small: dict[str, pa.Array], conn: duckdb.DuckDBPyConnection) -> tu
     simple = pc.and_(got["simple"].combine_chunks(), pc.not_equal(status_text, "failure"))
     status = pc.if_else(pc.equal(pc.utf8_lower(small["cache_hit"]), "true"), "cached", "ok")
     counts = [got[name].to_numpy().astype(np.int64) for name in ("read", "write", "reasoning")]
+    request_tags = _valid_tags(small["request_tags"], odd)
     try:
         tags = tag_texts(
-            got["custom"].combine_chunks(),
-            small["request_tags"],
-            text["alias"],
-            small["spend"],
-            small["session_id"],
-            _tag_pairs,
+            got["custom"].combine_chunks(), request_tags, text["alias"], small["spend"], small["session_id"], _tag_pairs
         )
-    except Invalid:  # a malformed request_tags list: the slow path names the row
+    except Invalid:
         return None
     columns = [status, pa.nulls(len(status), pa.string()), text["user"], text["team"], tags]
-    unusual = np.flatnonzero(~simple.to_numpy(zero_copy_only=False)).tolist()
+    unusual = np.flatnonzero(~_true(simple) & ~odd).tolist()
     if not unusual:
         return (*counts, *columns)
     rows = {name: small[name].to_pylist() for name in _EXTRAS}
@@ -517,11 +612,30 @@ def _metadata(small: dict[str, pa.Array], conn: duckdb.DuckDBPyConnection) -> tu
         try:
             more = extras({name: rows[name][i] for name in _EXTRAS})
         except Invalid:
-            return None
+            odd[i] = True
+            continue
         counts[0][i], counts[1][i], counts[2][i] = more[0], more[1], more[2]
         for values, value in zip(lists, (*more[3:7], tags_json(more[7])), strict=True):
             values[i] = value
     return (*counts, *(pa.array(values, pa.string()) for values in lists))
+
+
+def _valid_tags(request_tags: pa.Array, odd: np.ndarray) -> pa.Array:
+    """`request_tags` with the malformed lists marked `odd` (and read as none)."""
+    encoded = request_tags.dictionary_encode()
+    bad = []
+    for text in encoded.dictionary.to_pylist():
+        try:
+            _tag_pairs(text) if text else None
+        except Invalid:
+            bad.append(True)
+        else:
+            bad.append(False)
+    if not any(bad):
+        return request_tags
+    rows = pc.take(pa.array(bad), encoded.indices)
+    odd |= _true(rows)
+    return pc.if_else(rows, "", request_tags)
 
 
 _METADATA_TEXTS = ("status", "user", "team", "alias")
