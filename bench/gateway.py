@@ -8,6 +8,8 @@ process) share core 1; each system under test runs alone on core 0, one after th
     tokenops    `tokenops serve`: virtual key, attribution, metering, pricing, spool and ledger
     +guard      the same with every kind of guardrail in force, counters in-process
     +redis      the same with the guard's counters on Redis (127.0.0.1:6379), as replicas share them
+    replica     a replica of the shared deployment: the ledger on PostgreSQL (a fresh, migrated database
+                on 127.0.0.1:5432), no guard; the same work per call, without DuckDB in the process
     litellm     LiteLLM's proxy, one worker, no database (installed into bench/.venv-litellm)
 
 For each: latency added over direct at concurrency 1, for JSON and for streamed replies (p50,
@@ -21,7 +23,7 @@ run, and streaming adds no more than JSON. Issue 5: the guard adds <= 0.2 ms CPU
 in-process and <= 1 ms p50 with Redis (each compared with plain tokenops in the same run).
 
     .venv/bin/python bench/gateway.py                      # everything, about 4 minutes
-    .venv/bin/python bench/gateway.py --systems tokenops,guard,redis   # (direct is always measured)
+    .venv/bin/python bench/gateway.py --systems tokenops,guard,redis,pg   # (direct is always measured)
 
 LiteLLM is installed on first use (`litellm[proxy]==1.106.2`, ~750 MB, a few minutes); if that
 fails the run goes on without it and says why. `--litellm VENV` uses an existing install.
@@ -47,6 +49,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import orjson
+import psycopg
 
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
@@ -246,15 +249,18 @@ allow = ["gpt-*", "claude-*"]
 """Every kind of guardrail in force, with limits no request reaches: the most work a call can cause."""
 
 
-def run_tokenops(fake_url: str, tmp: Path, args: argparse.Namespace, guard: str = "") -> tuple[Result, str]:
-    tmp = tmp / (guard or "plain")
+def run_tokenops(
+    fake_url: str, tmp: Path, args: argparse.Namespace, guard: str = "", ledger: str | None = None
+) -> tuple[Result, str]:
+    tmp = tmp / (guard or ("replica" if ledger else "plain"))
     tmp.mkdir()
     config = tmp / "tokenops.toml"
+    ledger = ledger or str(tmp / "ledger.duckdb")
     text = (
-        f'ledger = "{tmp / "ledger.duckdb"}"\ndata_dir = "{tmp / "state"}"\n'
+        f'ledger = "{ledger}"\ndata_dir = "{tmp / "state"}"\n'
         f'[[gateway.upstreams]]\nname = "fake"\nkind = "openai"\nbase_url = "{fake_url}/v1"\n'
     )
-    name = "tokenops (key+meter+ledger)"
+    name = "tokenops replica (PostgreSQL)" if ledger.startswith("postgresql") else "tokenops (key+meter+ledger)"
     if guard:
         text += GUARD_POLICIES
         name = "tokenops + guard (in-process)"
@@ -282,11 +288,17 @@ def run_tokenops(fake_url: str, tmp: Path, args: argparse.Namespace, guard: str 
         result = measure(name, f"http://127.0.0.1:{port}/v1/chat/completions", headers, pid, args)
         result.notes.append(_fast_io(pid))
     # the server has stopped (and flushed): every request sent must be one ledger row
-    with duckdb.connect(str(tmp / "ledger.duckdb"), read_only=True) as db:
-        total, ok, priced, estimated, attributed = db.execute(
-            "SELECT count(*), count(*) FILTER (status = 'ok'), count(*) FILTER (cost_total > 0), "
-            "count(*) FILTER (estimated), count(*) FILTER (team = 'perf' AND workflow = 'bench') FROM usage_events"
-        ).fetchone() or (0, 0, 0, 0, 0)
+    counts = (
+        "SELECT count(*), count(*) FILTER (WHERE status = 'ok'), count(*) FILTER (WHERE cost_total > 0), "
+        "count(*) FILTER (WHERE estimated), count(*) FILTER (WHERE team = 'perf' AND workflow = 'bench') "
+        "FROM usage_events"
+    )
+    if ledger.startswith("postgresql"):
+        with psycopg.connect(ledger) as pg:
+            total, ok, priced, estimated, attributed = pg.execute(counts).fetchone() or (0, 0, 0, 0, 0)
+    else:
+        with duckdb.connect(ledger, read_only=True) as db:
+            total, ok, priced, estimated, attributed = db.execute(counts).fetchone() or (0, 0, 0, 0, 0)
     verdict = "ok  " if total == result.sent == ok == priced == attributed and not estimated else "MISS"
     check = (
         f"  {verdict} ledger: {total:,} rows for {result.sent:,} requests sent through {name} "
@@ -318,6 +330,22 @@ def _litellm_exe(args: argparse.Namespace, tmp: Path) -> tuple[Path | None, str]
         text=True,
     ).stdout.strip()
     return (exe, version) if exe.exists() else (None, f"no litellm executable in {venv}")
+
+
+@contextmanager
+def _postgres_database(server: str) -> Iterator[str]:
+    """A fresh database on `server`, migrated (as a replica finds it), dropped afterwards."""
+    name = f"tokenops_bench_{os.getpid()}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{server}/{name}"
+    try:
+        subprocess.run([PY, "-c", f"from tokenops.store import open_ledger; open_ledger({dsn!r}).close()"], check=True)
+        yield dsn
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_litellm(fake_url: str, tmp: Path, args: argparse.Namespace) -> tuple[Result | None, str]:
@@ -397,6 +425,16 @@ def report(results: list[Result], ledger_checks: list[str], litellm_note: str) -
         (f"streaming adds no more than JSON at p50 ({sadd:.3f} vs {add:.3f}, 0.1 ms slack)", sadd <= add + 0.1),
         ("ledger holds exactly one row per request", all("ok  " in check for check in ledger_checks)),
     ]
+    replica = next((r for r in results if r.name.startswith("tokenops replica")), None)
+    if replica is not None:
+        rep99 = max(replica.json.p99 - base.json.p99, replica.stream.p99 - base.stream.p99)
+        checks += [
+            (
+                f"replica on PostgreSQL: peak RSS <= 120 MB ({replica.peak_rss_mb:.0f})",
+                (replica.peak_rss_mb or 0) <= 120,
+            ),
+            (f"replica on PostgreSQL: added p99 <= 2.0 ms ({rep99:.3f})", rep99 <= 2.0),
+        ]
     checks += _guard_checks(tok, results)
     lite = next((r for r in results if r.name.startswith("LiteLLM")), None)
     if lite is not None:
@@ -432,6 +470,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--systems", default="aiohttp,tokenops,guard,redis,litellm", help="comma-separated subset")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for the `redis` system")
+    parser.add_argument(
+        "--postgres", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server for the `pg` system"
+    )
     parser.add_argument("--litellm", type=Path, default=None, help="venv with litellm[proxy] installed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, ledger)")
     args = parser.parse_args()
@@ -456,6 +497,11 @@ def main() -> None:
             for system, guard in (("tokenops", ""), ("guard", "local"), ("redis", "redis")):
                 if system in systems:
                     result, check = run_tokenops(fake_url, tmp, args, guard)
+                    results.append(result)
+                    ledger_checks.append(check)
+            if "pg" in systems:
+                with _postgres_database(args.postgres) as dsn:
+                    result, check = run_tokenops(fake_url, tmp, args, ledger=dsn)
                     results.append(result)
                     ledger_checks.append(check)
             if "litellm" in systems:

@@ -238,3 +238,29 @@ def test_migrate_reports_a_target_holding_other_data(tmp_path: Path, pg_dsn: str
     assert not moved["usage_events"].ok and moved["people"].ok
     result = CliRunner().invoke(cli, ["migrate", "--from", str(source), "--to", pg_dsn])
     assert result.exit_code == 1 and "Totals differ" in result.output
+
+
+def test_the_gateways_batches_copy_without_arrow_and_match_arrow_appends(pg_dsn: str) -> None:
+    """`PostgresLedger.append_rows` (COPY from Python rows, rollups in SQL) equals `append` from Arrow."""
+    from tests.store.test_writer import batch_rows
+    from tokenops.store import rows as store_rows
+
+    samples = batch_rows()
+    ORDER = {  # noqa: N806
+        "usage_events": "request_id",
+        "usage_hourly": "ts, team NULLS FIRST",
+        "usage_daily": "ts, team NULLS FIRST",
+    }
+    with PostgresLedger(pg_dsn) as ledger:
+        assert ledger.append_rows("usage_events", samples[:5]) == 5
+        assert ledger.append_rows("usage_events", samples) == 3  # a replayed batch: only the new rows count
+        assert ledger.append_rows("usage_events", samples) == 0
+        by_rows = {
+            table: ledger.query_rows(f"SELECT * FROM {table} ORDER BY {ORDER[table]}")
+            for table in ("usage_events", "usage_hourly", "usage_daily")
+        }
+    with fresh_database() as other, PostgresLedger(other) as ledger:
+        assert ledger.append("usage_events", store_rows.to_arrow("usage_events", samples)) == 8
+        by_arrow = {table: ledger.query_rows(f"SELECT * FROM {table} ORDER BY {ORDER[table]}") for table in by_rows}
+    assert by_rows == by_arrow
+    assert sum(int(str(r["calls"])) for r in by_rows["usage_daily"]) == 8

@@ -22,6 +22,7 @@ from tokenops.errors import StoreError
 from tokenops.events import Attribution, UsageEvent
 from tokenops.store import DuckDBLedger, Ledger, rows
 from tokenops.store import writer as writer_module
+from tokenops.store.schema import TABLES
 from tokenops.store.spool import Intent, encode_event
 from tokenops.store.writer import LedgerWriter
 
@@ -374,15 +375,10 @@ def test_money_survives_the_spool_to_the_last_digit(ledger: DuckDBLedger, tmp_pa
     assert {e.request_id: e.cost for e in stored} == {"queued": tiny.cost, "overflowed": tiny.cost}
 
 
-def test_rows_appended_as_json_equal_rows_appended_as_arrow() -> None:
-    """`DuckDBLedger.append_rows` (the gateway's path, no pyarrow) stores exactly what `append` stores from Arrow."""
-    from decimal import Decimal
-
-    from tokenops.store import rows as store_rows
-    from tokenops.store.schema import TABLES
-
-    base = {c.name: None for c in TABLES["usage_events"].columns}
-    samples = [
+def batch_rows() -> list[dict[str, object]]:
+    """Eight gateway rows with edge values: extreme money, quotes and newlines, NULLs, microseconds."""
+    base: dict[str, object] = {c.name: None for c in TABLES["usage_events"].columns}
+    return [
         base
         | {
             "request_id": f"r{i}",
@@ -397,8 +393,8 @@ def test_rows_appended_as_json_equal_rows_appended_as_arrow() -> None:
             "output_tokens": i,
             "reasoning_tokens": 0,
             "batch": bool(i % 2),
-            "status": "ok",
-            "error_type": None if i else "it's \"quoted\"\nand 'multi-line' ✓",
+            "status": "ok" if i % 3 else "error",
+            "error_type": None if i else "it's \"quoted\"\nand 'multi-line' \\ ✓",
             "latency_ms": 1.25 * i,
             "cost_total": [Decimal("1E-12"), Decimal("999999.999999999999"), Decimal("0.1"), None][i % 4],
             "cost_input": Decimal("-0.000000000001") if i == 2 else None,
@@ -406,20 +402,27 @@ def test_rows_appended_as_json_equal_rows_appended_as_arrow() -> None:
             "price_source": "genai-prices",
             "estimated": False,
             "source": "gateway",
+            "team": ["search", None][i % 2],
+            "user_id": "ana",
+            "task_run_id": f"t{i % 3}",
             "iteration": i,
             "tags": '{"k": "v\\u00e9"}',
         }
         for i in range(8)
     ]
+
+
+def test_rows_appended_as_json_equal_rows_appended_as_arrow() -> None:
+    """`DuckDBLedger.append_rows` (the gateway's path, no pyarrow) stores exactly what `append` stores from Arrow."""
+    samples = batch_rows()
     with DuckDBLedger(":memory:") as by_json, DuckDBLedger(":memory:") as by_arrow:
         assert by_json.append_rows("usage_events", samples) == 8
         assert by_json.append_rows("usage_events", samples) == 0  # idempotent, like `append`
-        assert by_arrow.append("usage_events", store_rows.to_arrow("usage_events", samples)) == 8
+        assert by_arrow.append("usage_events", rows.to_arrow("usage_events", samples)) == 8
         query = "SELECT * FROM usage_events ORDER BY request_id"
         assert by_json.query_rows(query) == by_arrow.query_rows(query)
-        assert by_json.query_rows("SELECT * FROM task_run_totals") == by_arrow.query_rows(
-            "SELECT * FROM task_run_totals"
-        )
+        totals = "SELECT * FROM task_run_totals ORDER BY task_run_id"
+        assert by_json.query_rows(totals) == by_arrow.query_rows(totals)
 
 
 def test_the_batch_thread_runs_at_a_lower_priority_than_the_server(tmp_path: Path) -> None:

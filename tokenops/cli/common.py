@@ -8,14 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import duckdb
 import typer
 from rich.console import Console
 
 from tokenops.analytics.spend import Filters
 from tokenops.config import Settings, load_settings
 from tokenops.errors import ConfigError
-from tokenops.store import DuckDBLedger, Ledger, is_server_ledger, open_ledger
+from tokenops.store import Ledger, is_server_ledger, open_ledger
 
 ConfigOption = Annotated[
     Path | None,
@@ -83,6 +82,10 @@ def reading(settings: Settings) -> Iterator[Ledger]:
         finally:
             server.close()
         return
+    import duckdb  # imported on use: `tokenops serve` on PostgreSQL never loads it
+
+    from tokenops.store.duckdb import DuckDBLedger
+
     path = Path(settings.ledger.removeprefix("duckdb:"))
     if not path.exists():
         raise fail(f"No ledger at {str(path)!r}; run `tokenops demo` or point --ledger at one")

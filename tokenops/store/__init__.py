@@ -7,10 +7,13 @@ price or meter anything; analytics query it through `Ledger.query`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from tokenops.store.duckdb import DuckDBLedger
 from tokenops.store.ledger import Ledger
+
+if TYPE_CHECKING:
+    from tokenops.store.duckdb import DuckDBLedger
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 CLICKHOUSE_SCHEMES = ("clickhouse://", "clickhouses://", "chdb:")
@@ -41,7 +44,18 @@ def open_ledger(url: str | Path) -> Ledger:
         text = text.removeprefix("duckdb:").removeprefix("//")
     if "://" in text:
         raise ValueError(f"Unsupported ledger URL {text!r}; use a DuckDB file or a postgresql:// URL")
+    from tokenops.store.duckdb import DuckDBLedger
+
     return DuckDBLedger(text)
+
+
+def __getattr__(name: str) -> Any:
+    # DuckDB is imported on use: a replica on PostgreSQL never loads it
+    if name == "DuckDBLedger":
+        from tokenops.store.duckdb import DuckDBLedger
+
+        return DuckDBLedger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DuckDBLedger", "Ledger", "is_server_ledger", "open_ledger"]

@@ -33,20 +33,21 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import duckdb
 import psycopg
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from psycopg import errors as pgerrors
 
-from tokenops.store import _pgbinary
-from tokenops.store._sql import ddl_to_postgres, to_arrow, to_postgres
-from tokenops.store.duckdb import DuckDBLedger
 from tokenops.store.ledger import Ledger
 from tokenops.store.migrations import MIGRATIONS, ROLLUP_KEY, ROLLUP_SUMS, ROLLUPS, rollup_select
 from tokenops.store.schema import TABLES, Table
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from tokenops.store.duckdb import DuckDBLedger
 
 _MIGRATION_LOCK = 0x70_6B_6F_70_73  # pg_advisory_xact_lock key: one migrator at a time
 _COPY_ROWS = 16_384
@@ -67,6 +68,8 @@ class _Translating:
         self._cur = cur
 
     def execute(self, sql: str, /) -> object:
+        from tokenops.store._sql import ddl_to_postgres  # SQLGlot: only while a migration runs
+
         return self._cur.execute(ddl_to_postgres(sql))
 
 
@@ -82,8 +85,8 @@ class PostgresLedger(Ledger):
         self._sql: dict[str, str] = {}
         self._schemas: dict[tuple[object, ...], pa.Schema | None] = {}
         self._oracle: DuckDBLedger | None = None
-        self._summer = duckdb.connect(config={"threads": 1})
-        """Sums fresh batches into rollup deltas; one per ledger, used under `_sum_lock`."""
+        self._summer: duckdb.DuckDBPyConnection | None = None
+        """Sums fresh Arrow batches into rollup deltas (opened on first use); used under `_sum_lock`."""
         self._sum_lock = threading.Lock()
         if migrate:
             self.migrate()
@@ -163,6 +166,38 @@ class PostgresLedger(Ledger):
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
+    def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
+        """The gateway's batches: COPY from Python rows, merged and rolled up in SQL, with no Arrow or DuckDB.
+
+        A gateway replica thus never loads pyarrow, numpy, DuckDB or SQLGlot (~90 MB). Tables whose
+        rows replace older ones take the Arrow path.
+        """
+        spec = TABLES[table]
+        if not data:
+            return 0
+        if spec.replace:
+            return super().append_rows(table, data)
+        names = [c.name for c in spec.columns]
+        ordered = sorted(data, key=lambda row: tuple(str(row[k]) for k in spec.key))  # lock keys in one order
+        rollups = self.keeps_rollups and spec.name == "usage_events"
+        for attempt in range(_RETRIES):
+            try:
+                with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+                    cur.execute(f"CREATE TEMP TABLE _batch (LIKE {spec.name}) ON COMMIT DROP")
+                    with cur.copy(f"COPY _batch ({', '.join(names)}) FROM STDIN") as copy:
+                        for row in ordered:
+                            copy.write_row([row[name] for name in names])
+                    return self._insert_new(cur, spec, rollups=rollups)
+            except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure):
+                if attempt == _RETRIES - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        with self._connection() as conn:
+            conn.execute("SELECT 1").fetchone()
+
     def _copy_to_temp(self, cur: psycopg.Cursor[tuple[object, ...]], spec: Table, data: pa.Table) -> None:
         """Stream the batch into `_batch`, a temporary copy of the table dropped at commit."""
         order = ", _i bigint GENERATED ALWAYS AS IDENTITY" if spec.replace else ""
@@ -177,6 +212,10 @@ class PostgresLedger(Ledger):
         self, cur: psycopg.Cursor[tuple[object, ...]], names: Sequence[str], data: pa.Table, into: str
     ) -> None:
         """Stream Arrow columns `names` (in that order) into a table with COPY."""
+        import pyarrow.csv as pacsv
+
+        from tokenops.store import _pgbinary
+
         cols = ", ".join(names)
         data = data.select(list(names))
         if _pgbinary.supports(data.schema):  # the server parses binary rows about twice as fast as CSV
@@ -197,7 +236,8 @@ class PostgresLedger(Ledger):
     def _insert_new(self, cur: psycopg.Cursor[tuple[object, ...]], spec: Table, *, rollups: bool = False) -> int:
         """Insert rows whose key is new; a key repeated within the batch counts once.
 
-        With `rollups`, the rows actually inserted (RETURNING) are summed into the rollups in the same statement.
+        With `rollups`, the rows actually inserted (RETURNING) are summed into the rollups in the same statement
+        (`rollup_select` is written in SQL both databases read alike, so no translation is needed).
         """
         key, cols = ", ".join(spec.key), ", ".join(c.name for c in spec.columns)
         insert = (
@@ -207,7 +247,7 @@ class PostgresLedger(Ledger):
             cur.execute(insert)
             return max(cur.rowcount, 0)
         adds = [
-            f"{name} AS ({self._rollup_upsert(name, '(' + to_postgres(rollup_select(bucket, '_new')) + ')')})"
+            f"{name} AS ({self._rollup_upsert(name, '(' + rollup_select(bucket, '_new') + ')')})"
             for name, bucket in ROLLUPS.items()
         ]
         row = cur.execute(
@@ -220,6 +260,10 @@ class PostgresLedger(Ledger):
         names = [*ROLLUP_KEY, *ROLLUP_SUMS]
         for name, bucket in ROLLUPS.items():
             with self._sum_lock:
+                if self._summer is None:
+                    import duckdb
+
+                    self._summer = duckdb.connect(config={"threads": 1})
                 self._summer.register("_fresh", data)
                 try:
                     delta = self._summer.sql(rollup_select(bucket, "_fresh")).to_arrow_table()
@@ -261,11 +305,15 @@ class PostgresLedger(Ledger):
             if cur.description is None:
                 raise ValueError(f"query returned no result set: {sql[:80]!r}")
             names = [d.name for d in cur.description]
+            from tokenops.store._sql import to_arrow
+
             return to_arrow(names, cur.fetchall(), schema)
 
     def _translate(self, sql: str) -> str:
         text = self._sql.get(sql)
         if text is None:
+            from tokenops.store._sql import to_postgres  # SQLGlot loads on the first report, not in a gateway
+
             text = to_postgres(sql)
             if len(self._sql) >= _CACHE:
                 self._sql.clear()
@@ -277,6 +325,10 @@ class PostgresLedger(Ledger):
         cache_key = (sql, *(type(p) for p in params))
         if cache_key in self._schemas:
             return self._schemas[cache_key]
+        import duckdb
+
+        from tokenops.store.duckdb import DuckDBLedger
+
         with self._lock:
             if self._oracle is None:
                 self._oracle = DuckDBLedger(":memory:")
@@ -299,7 +351,8 @@ class PostgresLedger(Ledger):
         if oracle is not None:
             oracle.close()
         with self._sum_lock:
-            self._summer.close()
+            if self._summer is not None:
+                self._summer.close()
 
 
 def _exists(cur: psycopg.Cursor[tuple[object, ...]], table: str) -> bool:
