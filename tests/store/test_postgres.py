@@ -246,7 +246,7 @@ def test_the_gateways_batches_copy_without_arrow_and_match_arrow_appends(pg_dsn:
     from tokenops.store import rows as store_rows
 
     samples = batch_rows()
-    ORDER = {  # noqa: N806
+    ORDER = {
         "usage_events": "request_id",
         "usage_hourly": "ts, team NULLS FIRST",
         "usage_daily": "ts, team NULLS FIRST",

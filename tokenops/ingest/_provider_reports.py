@@ -70,25 +70,59 @@ def read_report(path: Path, span: Span, convert: Convert) -> Iterator[Batch]:
     with opened.text:
         batch = Batch()
         for page_line, where, page, lines in _pages(opened.text, str(path)):
-            if isinstance(page, RowError):
-                batch.errors.append(page)
-                batch.rows += 1
-                continue
-            for item in _results(str(path), page_line, where, page, lines, span):
-                batch.rows += 1
-                if isinstance(item, RowError):
-                    batch.errors.append(item)
-                    continue
-                try:
-                    batch.records.append(convert(item))
-                except Bad as exc:
-                    batch.errors.append(RowError(str(path), item.line, str(exc)))
+            batch.rows += _page_rows(str(path), page_line, where, page, lines, span, convert, batch)
             if len(batch.records) >= BATCH_ROWS:
                 batch.bytes_read = opened.position
                 yield batch
                 batch = Batch()
         batch.bytes_read = opened.position
         yield batch
+
+
+def _page_rows(
+    name: str,
+    page_line: int,
+    where: str,
+    page: Mapping[str, Any] | RowError,
+    lines: Mapping[JsonPath, int] | None,
+    span: Span,
+    convert: Convert,
+    batch: Batch,
+) -> int:
+    """Read one page's rows into `batch` (records and errors); how many rows it counts for."""
+    if isinstance(page, RowError):
+        batch.errors.append(page)
+        return 1
+    count = 0
+    for item in _results(name, page_line, where, page, lines, span):
+        count += 1
+        if isinstance(item, RowError):
+            batch.errors.append(item)
+            continue
+        try:
+            batch.records.append(convert(item))
+        except Bad as exc:
+            batch.errors.append(RowError(name, item.line, str(exc)))
+    return count
+
+
+def line_rows(name: str, number: int, text: str | bytes, span: Span, convert: Convert, batch: Batch) -> int:
+    """Read one line of JSON Lines (a page) as `read_report` does, into `batch`; the rows it counts for."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if not text.strip():
+        return 0
+    return _page_rows(name, *_page_of_line(text, number, name), span, convert, batch)
+
+
+def is_json_lines(path: Path) -> bool:
+    """Whether `read_report` reads the file as JSON Lines, one page per line (else as one document)."""
+    opened = open_text(path)
+    with opened.text:
+        for line in opened.text:
+            if line.strip():
+                return _is_json_object(line)
+    return False
 
 
 def _pages(
@@ -331,6 +365,7 @@ class BucketPricer:
     def __init__(self, pricer: Pricer | None = None) -> None:
         self._pricer = pricer or Pricer()
         self._rates: dict[tuple[object, ...], tuple[Rates, str] | str] = {}
+        self._units: dict[tuple[object, ...], tuple[tuple[int, ...] | None, str] | str] = {}
 
     def price(
         self,
@@ -345,14 +380,7 @@ class BucketPricer:
         long_context: bool = False,
     ) -> tuple[Cost | None, str]:
         """(cost, price source) of the bucket; cost None when the model has no price."""
-        if model is None:
-            return None, "unpriced"
-        key = (model, provider, ts, batch, service_tier, long_context)
-        found = self._rates.get(key)
-        if found is None:
-            if len(self._rates) >= 4096:
-                self._rates.clear()
-            found = self._rates[key] = self._probe(model, provider, ts, batch, service_tier, long_context)
+        found = self.rates(model, provider, ts, batch, service_tier, long_context)
         if isinstance(found, str):
             return None, found
         rates, source = found
@@ -371,6 +399,37 @@ class BucketPricer:
                 for component, rate in leaf:
                     parts[component] += rate * count
         return Cost(*parts), source
+
+    def rates(
+        self, model: str | None, provider: str, ts: datetime, batch: bool, service_tier: str | None, long_context: bool
+    ) -> tuple[Rates, str] | str:
+        """(rates, price source) that `price` multiplies out, or the source alone when there is no price."""
+        if model is None:
+            return "unpriced"
+        key = (model, provider, ts, batch, service_tier, long_context)
+        found = self._rates.get(key)
+        if found is None:
+            if len(self._rates) >= 4096:
+                self._rates.clear()
+            found = self._rates[key] = self._probe(model, provider, ts, batch, service_tier, long_context)
+        return found
+
+    def unit_rates(
+        self, model: str | None, provider: str, ts: datetime, batch: bool, service_tier: str | None, long_context: bool
+    ) -> tuple[tuple[int, ...] | None, str] | str:
+        """`rates` per leaf summed over the cost components, in 1e-12 USD (the ledger's money unit) per count.
+
+        The tuple is None when a rate is not a whole number of units (an override with an odd
+        discount): then only `price`'s Decimal arithmetic is exact.
+        """
+        key = (model, provider, ts, batch, service_tier, long_context)
+        found = self._units.get(key)
+        if found is None:
+            if len(self._units) >= 4096:
+                self._units.clear()
+            rated = self.rates(model, provider, ts, batch, service_tier, long_context)
+            found = self._units[key] = rated if isinstance(rated, str) else (_whole_units(rated[0]), rated[1])
+        return found
 
     def _probe(
         self, model: str, provider: str, ts: datetime, batch: bool, tier: str | None, long_context: bool
@@ -397,6 +456,16 @@ class BucketPricer:
         fee, baseline = costs[0], costs[1]
         per_token = [tuple((a - b) / _PROBE for a, b in zip(cost, baseline, strict=True)) for cost in costs[2:]]
         return tuple(_sparse(rates) for rates in (fee, *per_token)), source
+
+
+def _whole_units(rates: Rates) -> tuple[int, ...] | None:
+    units = []
+    for leaf in rates:
+        total = sum((rate for _, rate in leaf), Decimal(0)).scaleb(12)
+        if total != total.to_integral_value() or abs(total) >= 1 << 53:
+            return None
+        units.append(int(total))
+    return tuple(units)
 
 
 def _sparse(rates: tuple[Decimal, ...]) -> tuple[tuple[int, Decimal], ...]:

@@ -11,6 +11,10 @@ Anthropic's input count excludes cache traffic; tokenops' does not (see `events/
 count (`requests` is read when present, as in the newer analytics API). Rows are priced at list
 price at the bucket start; `service_tier: batch` uses the batch price and `context_window:
 200k-1M` the long-context rate; an unknown or missing model is stored unpriced, never $0.
+
+JSON Lines of pages are read by the chunk in columns (`_usage_columns`, `read_columns` here);
+a row that is at all unusual is read by `usage_record`, so both paths store the same rows and
+name the same errors.
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from tokenops.events import ProviderUsage
 from tokenops.ingest._provider_reports import (
     Bad,
@@ -28,12 +36,12 @@ from tokenops.ingest._provider_reports import (
     Result,
     label,
     ordered,
-    read_report,
     shown,
     token_usage,
     whole,
 )
 from tokenops.ingest._rows import Batch, stable_id
+from tokenops.ingest._usage_columns import Layout, Read, Results, counts, flags, id_text, read_usage, tags
 from tokenops.pricing import Pricer
 
 NAME = "anthropic-usage"
@@ -75,8 +83,7 @@ class AnthropicUsageImporter:
 
     def read(self, path: Path) -> Iterator[Batch]:
         """Stream one saved file; a bad bucket or row is named, the others kept."""
-        pricer = BucketPricer(self.pricer)
-        yield from read_report(path, anthropic_span, lambda result: usage_record(result, pricer))
+        yield from read_usage(path, LAYOUT, BucketPricer(self.pricer))
 
 
 def usage_record(result: Result, pricer: BucketPricer) -> ProviderUsage:
@@ -146,5 +153,87 @@ def usage_record(result: Result, pricer: BucketPricer) -> ProviderUsage:
         tags=tags,
     )
 
+
+_TAGGED = ("service_tier", "context_window", "inference_geo", "speed")
+
+
+def read_columns(results: Results) -> Read:
+    """`usage_record` over columns: the same values, and the rows it must read itself."""
+    col = {field.name: pc.struct_field(results.fields, field.name) for field in results.fields.type}
+    creation, tool_use = col["cache_creation"], col["server_tool_use"]
+    unusual = flags(creation.is_null())
+    number: dict[str, np.ndarray] = {}
+    for key, values, required in (
+        ("uncached", col["uncached_input_tokens"], True),
+        ("read", col["cache_read_input_tokens"], True),
+        ("output", col["output_tokens"], True),
+        ("5m", pc.struct_field(creation, "ephemeral_5m_input_tokens"), True),
+        ("1h", pc.struct_field(creation, "ephemeral_1h_input_tokens"), True),
+        ("searches", pc.struct_field(tool_use, "web_search_requests"), False),
+        ("requests", col["requests"], False),
+    ):
+        number[key], odd = counts(values, required=required)
+        unusual |= odd
+    written = number["5m"] + number["1h"]
+    pieces = {key: col[key] for key in _TAGGED}
+    pieces["web_search_requests"] = pa.array(number["searches"], mask=number["searches"] == 0)
+    tag_text = tags(pieces)
+    tier, context = col["service_tier"], col["context_window"]
+    batch = pc.fill_null(pc.equal(tier, "batch"), False)
+    standard = pc.fill_null(pc.is_in(tier, pa.array(["standard", "batch"])), True)
+    n = len(tier)
+    return Read(
+        columns={
+            "model": col["model"],
+            "requests": pa.array(number["requests"]),
+            "input_tokens": pa.array(number["uncached"] + written + number["read"]),
+            "cache_read_tokens": pa.array(number["read"]),
+            "cache_write_tokens": pa.array(written),
+            "cache_write_1h_tokens": pa.array(number["1h"]),
+            "output_tokens": pa.array(number["output"]),
+            "reasoning_tokens": pa.array(np.zeros(n, dtype=np.int64)),
+            "batch": batch,
+            "project_id": col["workspace_id"],
+            "user_id": pa.nulls(n, pa.string()),
+            "api_key_id": col["api_key_id"],
+            "tags": tag_text,
+        },
+        id_parts=[
+            id_text(pa.array(results.start_s)),
+            id_text(pa.array(results.end_s)),
+            *(id_text(col[key]) for key in _GROUPS),
+        ],
+        price_model=col["model"],
+        price_batch=flags(batch),
+        price_tier=pc.if_else(standard, pa.scalar(None, pa.string()), tier),
+        price_long=flags(pc.fill_null(pc.equal(context, LONG_CONTEXT), False)),
+        unusual=unusual,
+    )
+
+
+_COUNT = pa.int64()
+LAYOUT = Layout(
+    name=NAME,
+    provider="anthropic",
+    span_fields=(pa.field("starting_at", pa.string()), pa.field("ending_at", pa.string())),
+    row_type=pa.struct(
+        [
+            ("uncached_input_tokens", _COUNT),
+            ("cache_read_input_tokens", _COUNT),
+            ("output_tokens", _COUNT),
+            ("requests", _COUNT),
+            (
+                "cache_creation",
+                pa.struct([("ephemeral_5m_input_tokens", _COUNT), ("ephemeral_1h_input_tokens", _COUNT)]),
+            ),
+            ("server_tool_use", pa.struct([("web_search_requests", _COUNT)])),
+            *((key, pa.string()) for key in _GROUPS),
+        ]
+    ),
+    span=anthropic_span,
+    convert=usage_record,
+    read=read_columns,
+)
+"""The columnar reading of usage report pages."""
 
 IMPORTER = AnthropicUsageImporter()

@@ -9,6 +9,10 @@ Each row is priced at list price at its bucket start (`BucketPricer`); an unknow
 model is stored unpriced, never $0. Audio and image tokens are inside `input_tokens` /
 `output_tokens` and are priced at the text rate (their counts are kept in `tags`).
 Rows are kept apart from usage events: `tokenops reconcile` compares the two.
+
+JSON Lines of pages are read by the chunk in columns (`_usage_columns`, `read_columns` here);
+a row that is at all unusual is read by `usage_record`, so both paths store the same rows and
+name the same errors.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from tokenops.events import ProviderUsage
 from tokenops.ingest._provider_reports import (
     Bad,
@@ -27,11 +35,11 @@ from tokenops.ingest._provider_reports import (
     flag,
     label,
     ordered,
-    read_report,
     token_usage,
     whole,
 )
 from tokenops.ingest._rows import Batch, stable_id
+from tokenops.ingest._usage_columns import Layout, Read, Results, counts, flags, id_text, read_usage, tags
 from tokenops.pricing import Pricer
 
 NAME = "openai-usage"
@@ -76,8 +84,7 @@ class OpenAIUsageImporter:
 
     def read(self, path: Path) -> Iterator[Batch]:
         """Stream one saved file; a bad bucket or row is named, the others kept."""
-        pricer = BucketPricer(self.pricer)
-        yield from read_report(path, openai_span, lambda result: usage_record(result, pricer))
+        yield from read_usage(path, LAYOUT, BucketPricer(self.pricer))
 
 
 def usage_record(result: Result, pricer: BucketPricer) -> ProviderUsage:
@@ -156,5 +163,106 @@ def _cache_writes(row: Mapping[str, Any], where: str) -> int:
         row, "input_cache_write_12h_tokens", where, required=False
     )
 
+
+_COUNTS = tuple(
+    dict.fromkeys(
+        (
+            "input_tokens",
+            "output_tokens",
+            "input_cached_tokens",
+            "input_cache_write_tokens",
+            "input_cache_write_30m_tokens",
+            "input_cache_write_12h_tokens",
+            "num_model_requests",
+            *_KEPT_COUNTS,
+        )
+    )
+)
+_LABELS = ("model", "project_id", "user_id", "api_key_id", "service_tier", "api_source")
+
+
+def read_columns(results: Results) -> Read:
+    """`usage_record` over columns: the same values, and the rows it must read itself."""
+    col = {field.name: pc.struct_field(results.fields, field.name) for field in results.fields.type}
+    kind = col["object"]
+    chat = _is(kind, COMPLETIONS)
+    unusual = ~(chat | _is(kind, EMBEDDINGS))  # a Costs API row or an unknown object: the row path names it
+    number: dict[str, np.ndarray] = {}
+    for key in _COUNTS:
+        required = chat if key == "output_tokens" else key in ("input_tokens", "num_model_requests")
+        number[key], odd = counts(col[key], required=required)
+        unusual |= odd
+    given = flags(col["input_cache_write_tokens"].is_valid())
+    written = np.where(
+        given,
+        number["input_cache_write_tokens"],
+        number["input_cache_write_30m_tokens"] + number["input_cache_write_12h_tokens"],
+    )
+    cached = number["input_cached_tokens"]
+    unusual |= cached + written > number["input_tokens"]
+    pieces = {
+        "operation": pc.if_else(pa.array(chat), "chat", "embeddings"),
+        "service_tier": col["service_tier"],
+        "api_source": col["api_source"],
+    }
+    for key in _KEPT_COUNTS:
+        pieces[key] = pa.array(number[key], mask=number[key] == 0)  # a zero count is no tag
+    tag_text = tags(pieces)
+    batch = col["batch"]
+    zero = pa.array(np.zeros(len(kind), dtype=np.int64))
+    return Read(
+        columns={
+            "model": col["model"],
+            "requests": pa.array(number["num_model_requests"]),
+            "input_tokens": pa.array(number["input_tokens"]),
+            "cache_read_tokens": pa.array(cached),
+            "cache_write_tokens": pa.array(written),
+            "cache_write_1h_tokens": zero,
+            "output_tokens": pa.array(number["output_tokens"]),
+            "reasoning_tokens": zero,
+            "batch": pc.fill_null(batch, False),
+            "project_id": col["project_id"],
+            "user_id": col["user_id"],
+            "api_key_id": col["api_key_id"],
+            "tags": tag_text,
+        },
+        id_parts=[
+            kind,
+            id_text(pa.array(results.start_s)),
+            id_text(pa.array(results.end_s)),
+            *(id_text(col[key]) for key in ("project_id", "user_id", "api_key_id", "model")),
+            id_text(batch),
+            id_text(col["service_tier"]),
+            id_text(col["api_source"]),
+        ],
+        price_model=col["model"],
+        price_batch=flags(pc.fill_null(batch, False)),
+        price_tier=col["service_tier"],
+        price_long=np.zeros(len(kind), dtype=bool),
+        unusual=unusual,
+    )
+
+
+def _is(values: pa.Array, expected: str) -> np.ndarray:
+    return flags(pc.fill_null(pc.equal(values, expected), False))
+
+
+LAYOUT = Layout(
+    name=NAME,
+    provider="openai",
+    span_fields=(pa.field("start_time", pa.int64()), pa.field("end_time", pa.int64())),
+    row_type=pa.struct(
+        [
+            ("object", pa.string()),
+            *((key, pa.int64()) for key in _COUNTS),
+            ("batch", pa.bool_()),
+            *((key, pa.string()) for key in _LABELS),
+        ]
+    ),
+    span=openai_span,
+    convert=usage_record,
+    read=read_columns,
+)
+"""The columnar reading of Usage API pages."""
 
 IMPORTER = OpenAIUsageImporter()
