@@ -11,15 +11,24 @@ second #1. Re-importing a file, or a refreshed export that repeats earlier lines
 nothing, while two genuinely identical lines in one file stay two charges. The count of earlier
 copies is kept in a scratch DuckDB file, not in memory, so a file of any length streams in
 constant memory.
+
+Speed (issue 6). A CSV file with a one-line header of distinct FOCUS columns is read by the
+chunk into columns (`_focus_arrow`), and a Parquet file by the record batch: the usual lines
+reach the ledger as an Arrow table, with the same digests, ids and values the line-by-line
+path gives them. Any line the columnar reader is not sure of (a quirky value, a bad line, a
+chunk it cannot split into records as Python's `csv` module does) is read here, line by line,
+so every bad line is still named `file:line: reason` and the good ones around it are kept.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import json
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -27,15 +36,36 @@ from pathlib import Path
 from typing import Final
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokenops.events import BilledCost
 from tokenops.ingest import _focus_columns as cols
-from tokenops.ingest._rows import Batch, RowError, csv_rows, open_text, stable_id
+from tokenops.ingest._focus_arrow import Plan, cost_ids, parse_batch, parse_chunk
+from tokenops.ingest._rows import (
+    Batch,
+    Chunk,
+    RowError,
+    chunk_records,
+    csv_rows,
+    in_order,
+    line_chunks,
+    open_text,
+    stable_id,
+)
 
 BATCH_ROWS: Final = 10_000
-"""Lines per batch handed to the ledger."""
+"""Lines per batch handed to the ledger by the row-by-row path (Parquet, CSV the columnar path does not read)."""
+
+CHUNK_BYTES: Final = 4 << 20
+"""Bytes of CSV read into columns at a time (whole records)."""
+
+PARQUET_ROWS: Final = 16_384
+"""Parquet rows read into columns at a time."""
+
+APPEND_ROWS: Final = 50_000
+"""Lines per ledger append on the columnar path (chunks are merged up to it)."""
 
 MONEY_LIMIT: Final = Decimal("1e6")
 """Amounts the ledger column DECIMAL(18,12) can hold are below this in absolute value."""
@@ -63,6 +93,12 @@ class FocusImporter:
         """Stream a FOCUS file; Parquet is recognised by its magic bytes, anything else is read as CSV."""
         with path.open("rb") as head:
             is_parquet = head.read(4) == _PARQUET_MAGIC
+        if is_parquet and (layout := _parquet_layout(path)) is not None:
+            yield from _columnar_parquet(path, layout)
+            return
+        if not is_parquet and (layout := _csv_layout(path)) is not None:
+            yield from _columnar(path, layout)
+            return
         lines = _parquet_lines(path) if is_parquet else _csv_lines(path)
         yield from _batches(path, lines)
 
@@ -96,7 +132,12 @@ class _Layout:
         ]
         self._parsed: dict[tuple[str, str], tuple[Decimal | datetime, str]] = {}  # bills repeat their values
 
-    def read(self, values: list[object]) -> _Line:
+    def plan(self) -> Plan:
+        """The layout as the columnar reader takes it."""
+        hashed = self._plain[0] + [i for i, *_ in self._special]
+        return Plan(self.names, hashed, self.tags, self.tag_columns, self.model_column)
+
+    def read(self, values: Sequence[object]) -> _Line:
         """Normalised text of every cell (so CSV and Parquet copies agree), typed numbers and times, digest."""
         indexes, names, prefixes = self._plain
         if self._typed_input:
@@ -228,6 +269,180 @@ def _missing(names: list[str]) -> str | None:
     return f"not a FOCUS cost and usage file: missing column(s) {', '.join(absent)}; export it as FOCUS 1.x"
 
 
+def _csv_layout(path: Path) -> _Layout | None:
+    """The layout of a CSV file the columnar path can read: a one-line header of distinct FOCUS columns."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as raw:
+        first = raw.readline(1 << 20)
+    line = first.removeprefix(b"\xef\xbb\xbf").removesuffix(b"\n").removesuffix(b"\r")
+    if not first.endswith(b"\n") or b"\r" in line or line.count(b'"') % 2:
+        return None  # `line_chunks` skips the first line up to its newline: the header must be all of it
+    try:
+        header = next(csv.reader([line.decode("utf-8")]))
+    except (UnicodeDecodeError, StopIteration):
+        return None
+    stripped = [h.strip() for h in header]
+    names = cols.canonical_header(stripped)
+    if len(set(stripped)) != len(names) or len(set(names)) != len(names) or _missing(names):
+        return None  # the row path reports it (or reads what the duplicate columns leave)
+    return _Layout(names, typed=False)
+
+
+def _parquet_layout(path: Path) -> _Layout | None:
+    """The layout of a Parquet file the columnar path can read: distinct FOCUS columns."""
+    try:
+        names = cols.canonical_header(pq.ParquetFile(path).schema_arrow.names)
+    except (pa.ArrowException, OSError):
+        return None  # the row path reports it
+    if len(set(names)) != len(names) or _missing(names):
+        return None
+    return _Layout(names, typed=True)
+
+
+def _columnar_parquet(path: Path, layout: _Layout) -> Iterator[Batch]:
+    """A Parquet file by the record batch: typed cells turned into text once per value (`parse_batch`)."""
+    plan = layout.plan()
+    parquet = pq.ParquetFile(path)
+    total, size = max(parquet.metadata.num_rows, 1), path.stat().st_size
+
+    def numbered() -> Iterator[tuple[int, pa.RecordBatch]]:
+        first = 1
+        for batch in parquet.iter_batches(batch_size=PARQUET_ROWS):
+            yield first, batch
+            first += batch.num_rows
+
+    def work(item: tuple[int, pa.RecordBatch]) -> _Part:
+        first, batch = item
+        parsed = parse_batch(batch, plan)
+        position = size * (first + batch.num_rows - 1) // total
+        part = _Part(parsed.table, parsed.digests, [True] * batch.num_rows, [], [], batch.num_rows, position)
+        if parsed.usual.all():
+            return part
+        digests, part.columnar = [], []
+        fast = iter(parsed.digests[i : i + 16] for i in range(0, len(parsed.digests), 16))
+        for i, usual in enumerate(parsed.usual.tolist()):
+            if usual:
+                digests.append(next(fast))
+                part.columnar.append(True)
+            else:  # the row path, on the row's own typed cells
+                _slow((first + i, [column[i].as_py() for column in batch.columns]), path, layout, part, digests)
+        part.digests = b"".join(digests)
+        return part
+
+    yield from _assembled(in_order(numbered(), work))
+
+
+@dataclass(slots=True)
+class _Part:
+    """A chunk read: its usual lines in columns, the others by the row path, before numbering copies."""
+
+    table: pa.Table | None
+    """`billed_costs` columns of the lines read in columns (no `cost_id` yet)."""
+    digests: bytes
+    """16-byte content digest of every good line, in file order."""
+    columnar: list[bool]
+    """Per good line: whether it is in `table` (else in `fields`)."""
+    fields: list[dict[str, object]]
+    """`BilledCost` fields of the good lines the row path read."""
+    errors: list[RowError]
+    rows: int
+    position: int
+
+
+def _columnar(path: Path, layout: _Layout) -> Iterator[Batch]:
+    """A CSV file by the chunk: Arrow reads the usual lines, the row path the others (see `_focus_arrow`)."""
+    plan = layout.plan()
+    chunks = line_chunks(path, CHUNK_BYTES, quoted=True, skip=1)
+    yield from _assembled(in_order(chunks, lambda chunk: _part(chunk, path, layout, plan)))
+
+
+def _assembled(parts: Iterator[_Part]) -> Iterator[Batch]:
+    """Parts merged into batches of about `APPEND_ROWS` lines, copies numbered across the whole file."""
+    occurrences = _Occurrences()
+    try:
+        pending: list[_Part] = []
+        count = 0
+        for part in parts:
+            pending.append(part)
+            count += part.rows
+            if count >= APPEND_ROWS:
+                yield _assemble(pending, occurrences)
+                pending, count = [], 0
+        if pending:
+            yield _assemble(pending, occurrences)
+    finally:
+        occurrences.close()
+
+
+def _part(chunk: Chunk, path: Path, layout: _Layout, plan: Plan) -> _Part:
+    parsed = parse_chunk(chunk, plan)
+    part = _Part(None, b"", [], [], [], 0, chunk.position)
+    digests: list[bytes] = []
+    if parsed is None:  # the whole chunk line by line, as `_csv_lines` reads a file
+        for item in chunk_records(chunk, len(plan.names), path):
+            part.rows += 1
+            _slow(item, path, layout, part, digests)
+        part.digests = b"".join(digests)
+        return part
+    part.table, part.rows = parsed.table, len(parsed.usual)
+    if not parsed.unusual:
+        part.digests, part.columnar = parsed.digests, [True] * part.rows
+        return part
+    fast = iter(parsed.digests[i : i + 16] for i in range(0, len(parsed.digests), 16))
+    slow = iter(parsed.unusual)
+    for usual in parsed.usual.tolist():
+        if usual:
+            digests.append(next(fast))
+            part.columnar.append(True)
+        else:
+            line, text = next(slow)
+            _slow(
+                next(chunk_records(Chunk(text.encode(), line, 0, 0), len(plan.names), path)),
+                path,
+                layout,
+                part,
+                digests,
+            )
+    part.digests = b"".join(digests)
+    return part
+
+
+def _slow(
+    item: tuple[int, Sequence[object]] | RowError, path: Path, layout: _Layout, part: _Part, digests: list[bytes]
+) -> None:
+    """One record (CSV) or row (Parquet) by the row path."""
+    if isinstance(item, RowError):
+        part.errors.append(item)
+        return
+    line, values = item
+    try:
+        digest, fields = _charge(layout.read(values), layout)
+    except ValueError as exc:
+        part.errors.append(RowError(str(path), line, str(exc)))
+        return
+    digests.append(bytes.fromhex(digest))
+    part.columnar.append(False)
+    part.fields.append(fields)
+
+
+def _assemble(parts: list[_Part], occurrences: _Occurrences) -> Batch:
+    """Parts in file order as one batch: copies numbered, ids given (as `_finish` gives them)."""
+    digests = b"".join(p.digests for p in parts)
+    copies = occurrences.number(np.frombuffer(digests, dtype=">u8")[::2].astype(np.uint64))
+    ids = cost_ids(digests, copies)
+    batch = Batch(rows=sum(p.rows for p in parts), bytes_read=parts[-1].position)
+    batch.errors = [e for p in parts for e in p.errors]
+    fields = [f for p in parts for f in p.fields]
+    if fields:
+        columnar = np.concatenate([np.asarray(p.columnar, dtype=bool) for p in parts])
+        slow = ids.take(pa.array(np.flatnonzero(~columnar))).to_pylist()
+        batch.records = [BilledCost(cost_id=i, **f) for i, f in zip(slow, fields, strict=True)]  # type: ignore[arg-type]
+        ids = ids.filter(pa.array(columnar))
+    tables = [p.table for p in parts if p.table is not None]
+    if tables:
+        batch.tables["billed_costs"] = pa.concat_tables(tables).append_column("cost_id", ids)
+    return batch
+
+
 def _batches(path: Path, items: Iterator[Item]) -> Iterator[Batch]:
     occurrences = _Occurrences()
     layout: _Layout | None = None
@@ -346,12 +561,12 @@ class _Occurrences:
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._conn: duckdb.DuckDBPyConnection | None = None
 
-    def number(self, digests: list[int]) -> list[int]:
+    def number(self, digests: list[int] | np.ndarray) -> list[int]:
         """For each 64-bit line digest, in order, the count of equal digests before it in the file."""
-        if not digests:
+        if not len(digests):
             return []
         conn = self._connect()
-        conn.register("_b", pa.table({"d": pa.array(digests, pa.uint64()), "i": pa.array(range(len(digests)))}))
+        conn.register("_b", pa.table({"d": pa.array(digests, pa.uint64()), "i": pa.array(np.arange(len(digests)))}))
         try:
             result = conn.execute(
                 "SELECT coalesce(p.n, 0) + row_number() OVER (PARTITION BY b.d ORDER BY b.i) - 1 "
