@@ -7,6 +7,7 @@ not carry them. The pages still work: they load them on their first request.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -15,9 +16,10 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.e2e.test_gateway_crash import _free_port, _start
+from tests.factories import event
 from tests.store.conftest import fresh_database
 from tokenops.gateway.keys import KeyStore
-from tokenops.store import open_ledger
+from tokenops.store import DuckDBLedger, open_ledger
 
 HEAVY = ("/pyarrow/", "/numpy/", "/pandas/", "/opentelemetry/")
 """Shared libraries of the analytics stack (pyarrow and numpy load theirs; pandas and OpenTelemetry C parts)."""
@@ -29,10 +31,10 @@ def _loaded(pid: int, libraries: tuple[str, ...]) -> set[str]:
     return {lib for lib in libraries if lib in maps}
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
+@pytest.fixture(params=["duckdb", "postgresql", "duckdb+quota"])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "duckdb":
-        yield str(tmp_path / "ledger.duckdb")
+    if request.param.startswith("duckdb"):
+        yield str(tmp_path / "ledger.duckdb") + ("#quota" if request.param.endswith("quota") else "")
         return
     with fresh_database() as dsn:
         open_ledger(dsn).close()  # migrated, as replicas find it (the first start translates the migrations)
@@ -44,11 +46,21 @@ def test_a_gateway_records_calls_without_the_analytics_stack(
 ) -> None:
     """On DuckDB the process loads DuckDB and nothing of the analytics; a PostgreSQL replica not even DuckDB."""
     _, fake_url = fake_provider
+    ledger_url, quota = ledger_url.removesuffix("#quota"), ledger_url.endswith("#quota")
+    if quota:  # in-process counters are restored from the ledger at start: without Arrow too
+        seed = DuckDBLedger(ledger_url)
+        seed.record_events([event("earlier", team="search", user=None, ts=datetime.now(UTC))])
+        seed.close()
     config = tmp_path / "tokenops.toml"
     config.write_text(
         f'ledger = "{ledger_url}"\ndata_dir = "{tmp_path / "state"}"\n'
         f'[[gateway.upstreams]]\nname = "fake"\nkind = "openai"\nbase_url = "{fake_url}/v1"\n'
         'api_key_env = "FAKE_OPENAI_KEY"\n'
+        + (
+            '[[guard.quotas]]\nname = "team-month"\nscope = "team"\nperiod = "month"\nmax_usd = "1000"\n'
+            if quota
+            else ""
+        )
     )
     _, key = KeyStore(tmp_path / "state" / "keys.sqlite").create(user="ana", team="search")
     port = _free_port()
@@ -76,4 +88,4 @@ def test_a_gateway_records_calls_without_the_analytics_stack(
             "SELECT count(*) AS n, count(*) FILTER (WHERE team = 'search' AND user_id = 'ana' AND NOT unpriced) "
             "AS attributed, sum(cost_total) > 0 AS priced FROM usage_events"
         )
-    assert [(int(str(r["n"])), int(str(r["attributed"])), r["priced"]) for r in rows] == [(31, 31, True)]
+    assert [(int(str(r["n"])), int(str(r["attributed"])), r["priced"]) for r in rows] == [(31 + quota, 31, True)]

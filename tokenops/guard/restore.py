@@ -36,7 +36,7 @@ def restore_quotas(counters: InProcessCounters, policies: Policies, ledger: Ledg
     restored = 0
     for quota in policies.quotas:
         window = period_window(now, quota.period, policies.zone)
-        rows = ledger.query_rows(
+        rows = ledger.query_values(  # at start-up in the gateway: no Arrow
             f"SELECT {_scope_sql(quota)} AS value, workflow, "
             "sum(ceil(coalesce(cost_total, 0) * 1000000000)) AS nano, "
             "sum(input_tokens + output_tokens) AS tokens "

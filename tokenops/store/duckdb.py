@@ -342,6 +342,15 @@ class DuckDBLedger(Ledger):
         finally:
             cur.close()
 
+    def query_values(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(sql, list(params) or None)
+            names = [d[0] for d in cur.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            cur.close()
+
     def ping(self) -> None:
         cur = self._conn.cursor()
         try:

@@ -69,6 +69,11 @@ class Ledger(abc.ABC):
         """`query` as a list of dicts, for small results."""
         return self.query(sql, params).to_pylist()  # type: ignore[no-any-return]
 
+    def query_values(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
+        """`query_rows` for the serving path: small results as plain Python values, without loading Arrow where
+        the backend can avoid it. Numbers may be int or Decimal (as the driver returns them): convert, don't compare."""
+        return self.query_rows(sql, params)
+
     def record_events(self, events: Iterable[UsageEvent]) -> int:
         """Append usage events; ones already recorded (same request_id) are ignored."""
         return self._append_rows("usage_events", (rows.event_row(e) for e in events))
