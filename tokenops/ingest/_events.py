@@ -79,6 +79,8 @@ _EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
 _PROBE = TokenUsage(23_457, 3_109, 2_003, 1_001, 4_111, 1_337)  # odd counts: any rate change moves the cost
 _DELTA = 1_000
+WHOLE = r"^[0-9]{0,18}$"
+"""A count read in columns: up to 18 digits always fits int64; a longer one goes to the row path, which checks it."""
 _SCHEMA = TABLES["usage_events"].arrow_schema
 
 
@@ -470,8 +472,8 @@ def iso_times(values: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def whole_numbers(values: pa.Array) -> np.ndarray | None:
-    """Whole numbers ("" is 0, as schema.prisma's @default(0)); None if any is not one."""
-    if not pc.all(pc.match_substring_regex(values, r"^[0-9]*$")).as_py():
+    """Whole numbers ("" is 0, as schema.prisma's @default(0)); None if any is not one (or may not fit int64)."""
+    if not pc.all(pc.match_substring_regex(values, WHOLE)).as_py():
         return None
     counts: np.ndarray = pc.cast(pc.if_else(pc.equal(values, ""), "0", values), pa.int64()).to_numpy()
     return counts

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenops.events import Cost, TokenUsage
-from tokenops.ingest._rows import Batch, Record, RowError, open_text
+from tokenops.ingest._rows import MAX_COUNT, Batch, Record, RowError, open_text
 from tokenops.pricing import Priced, Pricer
 
 BATCH_ROWS = 5_000
@@ -294,6 +294,8 @@ def whole(row: Mapping[str, Any], key: str, where: str, *, required: bool = True
         raise Bad(f"{where}.{key} is {shown(value)}, expected a whole number")
     if value < 0:
         raise Bad(f"{where}.{key} is {value}, expected a whole number >= 0")
+    if value > MAX_COUNT:
+        raise Bad(f"{where}.{key} is {value}, more than the ledger holds (2^63 - 1); expected a whole number")
     return value
 
 

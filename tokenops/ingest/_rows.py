@@ -26,6 +26,9 @@ import pyarrow.json as pa_json
 
 from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
 
+MAX_COUNT = 2**63 - 1
+"""The largest token count the ledger holds (BIGINT): a bigger one is a bad row, not a crashed import."""
+
 T = TypeVar("T")
 R = TypeVar("R")
 

@@ -40,7 +40,7 @@ from tokenops.ingest._events import (
     tags_json,
     usage_problem,
 )
-from tokenops.ingest._rows import SINGLE_JSON, Batch, Chunk, RowError, coalesced, in_order, line_chunks
+from tokenops.ingest._rows import MAX_COUNT, SINGLE_JSON, Batch, Chunk, RowError, coalesced, in_order, line_chunks
 from tokenops.pricing import Pricer
 
 NAME = "bedrock"
@@ -314,6 +314,8 @@ def _count(parent: dict[str, Any], where: str, name: str, required: bool) -> int
             raise Invalid(f"{where}.{name} is missing; a successful call reports its tokens")
         return 0
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if value > MAX_COUNT:
+            raise Invalid(f"{where}.{name} is {value}, more than the ledger holds (2^63 - 1); expected a whole number")
         return value
     raise Invalid(f"{where}.{name} is {value!r}, expected a whole number of tokens >= 0")
 

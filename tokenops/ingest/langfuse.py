@@ -35,7 +35,17 @@ import pyarrow as pa
 
 from tokenops.ingest._events import RateBook, build_table, event_table, parse_ts, usage_problem
 from tokenops.ingest._langfuse_columns import parse_chunk
-from tokenops.ingest._rows import READER_CONFIG, Batch, Chunk, RowError, coalesced, in_order, line_chunks, open_text
+from tokenops.ingest._rows import (
+    MAX_COUNT,
+    READER_CONFIG,
+    Batch,
+    Chunk,
+    RowError,
+    coalesced,
+    in_order,
+    line_chunks,
+    open_text,
+)
 from tokenops.pricing import Pricer
 
 NAME = "langfuse"
@@ -270,10 +280,14 @@ def _first(parent: dict[str, Any], where: str, keys: tuple[str, ...]) -> int:
 def _count(value: object, name: str) -> int:
     if value is None:
         return 0
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
     if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)  # Langfuse's ClickHouse export writes counts as 12.0
+        value = int(value)  # Langfuse's ClickHouse export writes counts as 12.0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if value > MAX_COUNT:
+            raise Invalid(
+                f"{name} is {value}, more than the ledger holds (2^63 - 1); expected a whole number of tokens"
+            )
+        return value
     raise Invalid(f"{name} is {value!r}, expected a whole number of tokens >= 0")
 
 

@@ -33,6 +33,7 @@ import pyarrow.csv as pcsv
 
 from tokenops.ingest._events import (
     FIELDS,
+    WHOLE,
     Columns,
     RateBook,
     build_table,
@@ -48,6 +49,7 @@ from tokenops.ingest._events import (
 )
 from tokenops.ingest._litellm_metadata import read_metadata, tag_texts
 from tokenops.ingest._rows import (
+    MAX_COUNT,
     READER_CONFIG,
     Batch,
     Chunk,
@@ -343,12 +345,16 @@ def _text(value: object) -> str | None:
 
 
 def _count(value: object, name: str) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if value > MAX_COUNT:
+            raise Invalid(
+                f"{name} is {value}, more than the ledger holds (2^63 - 1); expected a whole number of tokens"
+            )
         return value
     if value is None or value == "":
         return 0  # schema.prisma: @default(0)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
     raise Invalid(f"{name} is {value!r}, expected a whole number of tokens >= 0")
 
 
@@ -562,7 +568,7 @@ def _counts(values: pa.Array, odd: np.ndarray) -> np.ndarray | None:
     found = whole_numbers(values)
     if found is not None:
         return found
-    bad = pc.invert(pc.match_substring_regex(values, r"^[0-9]*$"))
+    bad = pc.invert(pc.match_substring_regex(values, WHOLE))
     odd |= _true(bad)
     return whole_numbers(pc.if_else(bad, "", values))
 
