@@ -33,7 +33,7 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -142,29 +142,25 @@ class PostgresLedger(Ledger):
         if data.num_rows == 0:
             return 0
         rollups = self.keeps_rollups and spec.name == "usage_events"  # off only in a benchmark's baseline
-        for attempt in range(_RETRIES):
-            try:
-                with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    if not spec.replace:
-                        try:
-                            with conn.transaction():  # a savepoint: a failed COPY leaves nothing behind
-                                self._copy(cur, spec, data.sort_by([(k, "ascending") for k in spec.key]), spec.name)
-                            fresh = True  # no key existed, none repeated: every row is new
-                        except pgerrors.UniqueViolation:
-                            fresh = False  # some keys exist: merge below
-                        if fresh:
-                            if rollups:
-                                self._add_to_rollups(cur, data)
-                            return int(data.num_rows)
-                    self._copy_to_temp(cur, spec, data)
-                    if spec.replace:
-                        return self._upsert(cur, spec)
-                    return self._insert_new(cur, spec, rollups=rollups)
-            except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure):
-                if attempt == _RETRIES - 1:
-                    raise
-                time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
+
+        def write(conn: psycopg.Connection[tuple[object, ...]], cur: psycopg.Cursor[tuple[object, ...]]) -> int:
+            if not spec.replace:
+                try:
+                    with conn.transaction():  # a savepoint: a failed COPY leaves nothing behind
+                        self._copy(cur, spec, data.sort_by([(k, "ascending") for k in spec.key]), spec.name)
+                    fresh = True  # no key existed, none repeated: every row is new
+                except pgerrors.UniqueViolation:
+                    fresh = False  # some keys exist: merge below
+                if fresh:
+                    if rollups:
+                        self._add_to_rollups(cur, data)
+                    return int(data.num_rows)
+            self._copy_to_temp(cur, spec, data)
+            if spec.replace:
+                return self._upsert(cur, spec)
+            return self._insert_new(cur, spec, rollups=rollups)
+
+        return self._in_transaction(write)
 
     def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
         """The gateway's batches: COPY from Python rows, merged and rolled up in SQL, with no Arrow or DuckDB.
@@ -178,16 +174,25 @@ class PostgresLedger(Ledger):
         if spec.replace:
             return super().append_rows(table, data)
         names = [c.name for c in spec.columns]
-        ordered = sorted(data, key=lambda row: tuple(str(row[k]) for k in spec.key))  # lock keys in one order
         rollups = self.keeps_rollups and spec.name == "usage_events"
+
+        def write(conn: psycopg.Connection[tuple[object, ...]], cur: psycopg.Cursor[tuple[object, ...]]) -> int:
+            self._create_batch(cur, spec)
+            with cur.copy(f"COPY _batch ({', '.join(names)}) FROM STDIN") as copy:
+                for row in data:
+                    copy.write_row([row[name] for name in names])
+            return self._insert_new(cur, spec, rollups=rollups)  # inserts in key order: locks taken in one order
+
+        return self._in_transaction(write)
+
+    def _in_transaction(
+        self, write: Callable[[psycopg.Connection[tuple[object, ...]], psycopg.Cursor[tuple[object, ...]]], int]
+    ) -> int:
+        """`write` in one transaction, retried when concurrent writers deadlock or fail to serialise."""
         for attempt in range(_RETRIES):
             try:
                 with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    cur.execute(f"CREATE TEMP TABLE _batch (LIKE {spec.name}) ON COMMIT DROP")
-                    with cur.copy(f"COPY _batch ({', '.join(names)}) FROM STDIN") as copy:
-                        for row in ordered:
-                            copy.write_row([row[name] for name in names])
-                    return self._insert_new(cur, spec, rollups=rollups)
+                    return write(conn, cur)
             except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure):
                 if attempt == _RETRIES - 1:
                     raise
@@ -199,10 +204,15 @@ class PostgresLedger(Ledger):
             conn.execute("SELECT 1").fetchone()
 
     def _copy_to_temp(self, cur: psycopg.Cursor[tuple[object, ...]], spec: Table, data: pa.Table) -> None:
-        """Stream the batch into `_batch`, a temporary copy of the table dropped at commit."""
+        """Stream the batch into `_batch`."""
+        self._create_batch(cur, spec)
+        self._copy(cur, spec, data, "_batch")
+
+    @staticmethod
+    def _create_batch(cur: psycopg.Cursor[tuple[object, ...]], spec: Table) -> None:
+        """`_batch`: a temporary copy of the table, dropped at commit (numbered rows for a replace table)."""
         order = ", _i bigint GENERATED ALWAYS AS IDENTITY" if spec.replace else ""
         cur.execute(f"CREATE TEMP TABLE _batch (LIKE {spec.name}{order}) ON COMMIT DROP")
-        self._copy(cur, spec, data, "_batch")
 
     def _copy(self, cur: psycopg.Cursor[tuple[object, ...]], spec: Table, data: pa.Table, into: str) -> None:
         """Stream the batch into a table with COPY."""

@@ -42,11 +42,9 @@ def arrow_type(sql: str) -> pa.DataType:
 
 
 def __getattr__(name: str) -> Any:
-    # MONEY_ARROW and TS, kept for the importers' bulk paths without importing pyarrow here
+    # MONEY_ARROW, kept for the importers' bulk paths without importing pyarrow here
     if name == "MONEY_ARROW":
         return arrow_type(MONEY_SQL)
-    if name == "TS":
-        return arrow_type("TIMESTAMP")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
