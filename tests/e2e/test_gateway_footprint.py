@@ -19,7 +19,7 @@ from tests.e2e.test_gateway_crash import _free_port, _start
 from tests.factories import event
 from tests.store.conftest import fresh_database
 from tokenops.gateway.keys import KeyStore
-from tokenops.store import DuckDBLedger, open_ledger
+from tokenops.store import open_ledger
 
 HEAVY = ("/pyarrow/", "/numpy/", "/pandas/", "/opentelemetry/")
 """Shared libraries of the analytics stack (pyarrow and numpy load theirs; pandas and OpenTelemetry C parts)."""
@@ -31,14 +31,15 @@ def _loaded(pid: int, libraries: tuple[str, ...]) -> set[str]:
     return {lib for lib in libraries if lib in maps}
 
 
-@pytest.fixture(params=["duckdb", "postgresql", "duckdb+quota"])
+@pytest.fixture(params=["duckdb", "postgresql", "duckdb+quota", "postgresql+quota"])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    quota = "#quota" if request.param.endswith("quota") else ""
     if request.param.startswith("duckdb"):
-        yield str(tmp_path / "ledger.duckdb") + ("#quota" if request.param.endswith("quota") else "")
+        yield str(tmp_path / "ledger.duckdb") + quota
         return
     with fresh_database() as dsn:
         open_ledger(dsn).close()  # migrated, as replicas find it (the first start translates the migrations)
-        yield dsn
+        yield dsn + quota
 
 
 def test_a_gateway_records_calls_without_the_analytics_stack(
@@ -48,9 +49,8 @@ def test_a_gateway_records_calls_without_the_analytics_stack(
     _, fake_url = fake_provider
     ledger_url, quota = ledger_url.removesuffix("#quota"), ledger_url.endswith("#quota")
     if quota:  # in-process counters are restored from the ledger at start: without Arrow too
-        seed = DuckDBLedger(ledger_url)
-        seed.record_events([event("earlier", team="search", user=None, ts=datetime.now(UTC))])
-        seed.close()
+        with open_ledger(ledger_url) as seed:
+            seed.record_events([event("earlier", team="search", user=None, ts=datetime.now(UTC))])
     config = tmp_path / "tokenops.toml"
     config.write_text(
         f'ledger = "{ledger_url}"\ndata_dir = "{tmp_path / "state"}"\n'

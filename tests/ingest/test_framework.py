@@ -16,6 +16,7 @@ from tokenops.cli import app
 from tokenops.events import TokenUsage, UsageEvent
 from tokenops.ingest import Batch, RowError, get_importer, run_import, stable_id
 from tokenops.ingest._rows import (
+    _GIL_FREE_COUNT,
     chunk_records,
     coalesced,
     csv_records,
@@ -64,6 +65,21 @@ def test_line_chunks_end_on_records_and_keep_line_numbers(tmp_path: Path) -> Non
     assert [values[0] for _, values in seen] == [str(i) for i in range(50)]
     reference = [item for item in csv_records(open_text(path), path)[1] if not isinstance(item, RowError)]
     assert seen == reference  # same lines as reading the file in one go
+
+
+@pytest.mark.parametrize("size", [70_000, 131_072, 200_003])
+def test_line_chunks_of_large_blocks_end_on_records(tmp_path: Path, size: int) -> None:
+    """Blocks past `_GIL_FREE_COUNT` are counted by numpy: the same records and lines as one read."""
+    path = tmp_path / "x.csv"
+    rows = [f'{i},"{"q" * (i % 97)}\n""{i}""\n"' if i % 2 else f"{i},{'x' * (i % 53)}" for i in range(15_000)]
+    path.write_text("a,b\n" + "\n".join(rows) + "\n")
+    seen: list[tuple[int, list[str]]] = []
+    chunks = list(line_chunks(path, size=size, quoted=True, skip=1))
+    for chunk in chunks:
+        assert len(chunk.data) >= _GIL_FREE_COUNT or chunk is chunks[-1]
+        seen.extend(item for item in chunk_records(chunk, 2, path) if not isinstance(item, RowError))
+    reference = [item for item in csv_records(open_text(path), path)[1] if not isinstance(item, RowError)]
+    assert len(chunks) > 2 and seen == reference and len(seen) == 15_000
 
 
 def test_line_chunks_count_every_line_of_a_file_without_final_newline(tmp_path: Path) -> None:

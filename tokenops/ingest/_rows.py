@@ -264,7 +264,7 @@ def line_chunks(path: Path, size: int = 8 << 20, *, quoted: bool = False, skip: 
                 continue
             whole = b"".join((carry, memoryview(data)[: cut + 1]))  # one copy of the chunk, not several
             carry = data[cut + 1 :]
-            newlines = whole.count(b"\n")
+            newlines = _count(whole, b"\n")
             yield Chunk(whole, line, newlines, source.position)
             line += newlines
 
@@ -301,10 +301,26 @@ def _boundary(carry: bytes, data: bytes, quoted: bool) -> int:
     """Index in `data` of the last newline that ends a record of `carry + data` (-1 if none)."""
     cut = data.rfind(b"\n")
     if quoted and cut >= 0:
-        before = carry.count(b'"')
-        while cut >= 0 and (before + data.count(b'"', 0, cut)) % 2:  # inside a quoted field: look further back
-            cut = data.rfind(b"\n", 0, cut)
+        quotes = _count(carry, b'"') + _count(memoryview(data)[:cut], b'"')
+        while cut >= 0 and quotes % 2:  # inside a quoted field: look further back
+            start = data.rfind(b"\n", 0, cut)
+            quotes -= data.count(b'"', max(start, 0), cut)
+            cut = start
     return cut
+
+
+_GIL_FREE_COUNT = 1 << 16
+"""From this size on, a byte is counted by numpy, which releases the GIL (and is ~2x faster than
+`bytes.count`): the chunker's two passes over every chunk then run beside the parser threads."""
+
+
+def _count(data: bytes | memoryview, byte: bytes) -> int:
+    """How many times `byte` occurs in `data`."""
+    if len(data) < _GIL_FREE_COUNT:
+        return data.count(byte) if isinstance(data, bytes) else bytes(data).count(byte)
+    import numpy as np  # a dependency of pyarrow, loaded with it
+
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == byte[0]))
 
 
 def csv_records(opened: Opened, path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]] | RowError]]:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
 import sqlglot
 from sqlglot import exp
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _PARAM = "__tokenops_param__"
 """Stands in for a parameter while literal `%` are escaped."""
@@ -78,6 +81,8 @@ def ddl_to_postgres(sql: str) -> str:
 
 def to_arrow(names: Sequence[str], rows: Sequence[Sequence[object]], schema: pa.Schema | None) -> pa.Table:
     """Rows fetched from PostgreSQL as Arrow: in `schema` (DuckDB's types) when known, else inferred."""
+    import pyarrow as pa  # translating a replica's plain queries (`query_values`) needs no Arrow
+
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     if schema is None:
         return pa.table({n: pa.array([_plain(v) for v in col]) for n, col in zip(names, columns, strict=True)})
@@ -96,6 +101,8 @@ def _plain(value: object) -> object:
 
 def _convert(value: object, target: pa.DataType) -> object:
     """One PostgreSQL value as the Python value of DuckDB's Arrow type for it."""
+    import pyarrow as pa
+
     if value is None:
         return None
     value = _plain(value)

@@ -351,13 +351,6 @@ class DuckDBLedger(Ledger):
         finally:
             cur.close()
 
-    def ping(self) -> None:
-        cur = self._conn.cursor()
-        try:
-            cur.execute("SELECT 1").fetchone()
-        finally:
-            cur.close()
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()

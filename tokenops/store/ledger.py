@@ -48,7 +48,7 @@ class Ledger(abc.ABC):
 
     def ping(self) -> None:
         """Prove the database answers (health checks); raises if it does not."""
-        self.query("SELECT 1")
+        self.query_values("SELECT 1")
 
     @abc.abstractmethod
     def close(self) -> None:

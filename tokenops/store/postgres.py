@@ -319,6 +319,12 @@ class PostgresLedger(Ledger):
 
             return to_arrow(names, cur.fetchall(), schema)
 
+    def query_values(self, sql: str, params: Sequence[object] = ()) -> list[dict[str, object]]:
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute(self._translate(sql), list(params) or None)
+            names = [d.name for d in cur.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     def _translate(self, sql: str) -> str:
         text = self._sql.get(sql)
         if text is None:
