@@ -11,7 +11,6 @@ a blank line shifting line numbers) is left to the caller's line-by-line path.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -86,7 +85,7 @@ def parse_chunk(chunk: Chunk, conn: duckdb.DuckDBPyConnection, providers: Mappin
         providers: `metadata.provider` values taken as the genai-prices provider.
     """
     try:
-        table = pj.read_json(io.BytesIO(chunk.data), read_options=SINGLE_JSON, parse_options=_PARSE)
+        table = pj.read_json(pa.BufferReader(chunk.data), read_options=SINGLE_JSON, parse_options=_PARSE)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
     n = table.num_rows

@@ -239,7 +239,7 @@ def _has_blank(data: bytes) -> bool:
 def _parse(data: bytes, options: pj.ParseOptions) -> pa.Table | None:
     read = pj.ReadOptions(use_threads=False, block_size=max(len(data), 1 << 20))  # a page must fit a block
     try:
-        return pj.read_json(io.BytesIO(data), read_options=read, parse_options=options)
+        return pj.read_json(pa.BufferReader(data), read_options=read, parse_options=options)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
 

@@ -18,7 +18,6 @@ record is named by its line and the good ones around it kept.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +186,7 @@ def event_row(record: Any) -> tuple[object, ...]:
 def fast_columns(chunk: Chunk) -> Columns | None:
     """The chunk parsed as columns, or None when it needs the line-by-line path."""
     try:
-        table = pj.read_json(io.BytesIO(chunk.data), read_options=SINGLE_JSON, parse_options=_PARSE)
+        table = pj.read_json(pa.BufferReader(chunk.data), read_options=SINGLE_JSON, parse_options=_PARSE)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     expected = chunk.lines + (0 if chunk.data.endswith(b"\n") else 1)

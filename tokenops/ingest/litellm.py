@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -471,7 +470,7 @@ def fast_columns(
     wanted = [h for h in header if h in COLUMNS]
     try:
         table = pcsv.read_csv(
-            io.BytesIO(chunk.data),
+            pa.BufferReader(chunk.data),  # not a Python file: Arrow reads it without the GIL
             read_options=pcsv.ReadOptions(column_names=header, use_threads=False),  # serial: see READER_CONFIG
             parse_options=pcsv.ParseOptions(newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
