@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import socket
 import time
 import uuid
@@ -93,8 +92,7 @@ def test_the_event_loop_path_loads_its_script_and_survives_a_dropped_connection(
 ) -> None:
     """A server without the script (restart, SCRIPT FLUSH) or that closed an idle connection costs no call."""
     counters = shared_counters(redis_url, redis_prefix)
-    source = f"return 7 -- {uuid.uuid4().hex}"  # a script this server has never seen
-    unseen = (source, hashlib.sha1(source.encode()).hexdigest())
+    unseen = counters._sync.register_script(f"return 7 -- {uuid.uuid4().hex}")  # a script this server never saw
 
     async def main() -> None:
         try:
@@ -135,3 +133,35 @@ def test_a_redis_that_never_answers_times_out_on_the_event_loop_and_frees_its_co
 
         asyncio.run(main())
         counters.close()
+
+
+def test_a_burst_of_every_event_loop_call_opens_no_more_than_max_connections(redis_url: str, redis_prefix: str) -> None:
+    """Reserves, settles, peeks and alert markers share one bound (once two sets of connections, up to 2x)."""
+    name = f"tokenops-test-{uuid.uuid4().hex[:12]}"  # tells this test's connections apart in CLIENT LIST
+    url = f"{redis_url}{'&' if '?' in redis_url else '?'}client_name={name}"
+    counters = RedisCounters(url, prefix=redis_prefix, timeout_s=5, connect_timeout_s=5, max_connections=3)
+    admin = redis.Redis.from_url(redis_url)
+
+    async def reserve_then_settle(i: int) -> None:
+        assert isinstance(await counters.areserve(f"r{i}", [Charge("c1", 2, None, 60)], 60), Reserved)
+        assert await counters.asettle(f"r{i}", [("c1", 1)]) is not None
+
+    async def main() -> None:
+        try:
+            await asyncio.gather(
+                *(reserve_then_settle(i) for i in range(40)),
+                *(counters.apeek(["c1", "c2"]) for _ in range(40)),
+                *(counters.amark_once(f"m{i}", 60) for i in range(40)),
+            )
+            # connections stay open (idle) until aclose, so the ones listed now are every one the burst opened
+            opened = [c for c in admin.client_list() if c.get("name") == name]
+            assert 0 < len(opened) <= 3, f"{len(opened)} connections open for max_connections=3"
+            assert await counters.apeek(["c1"]) == (40,)
+        finally:
+            await counters.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        counters.close()
+        admin.close()

@@ -18,7 +18,6 @@ exact up to 2**53 (nano-dollars: $9M, see `policies.MAX_USD`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar, cast
 
@@ -94,8 +93,9 @@ POOL_WAIT_S = 1.0
 class RedisCounters:
     """`Counters` on one Redis (or a Sentinel/Cluster primary), safe to share across threads and replicas.
 
-    Sync methods use a `redis.Redis` pool; `a`-prefixed ones a `redis.asyncio.Redis` created on first
-    use, bound to the event loop that first uses it (close it with `aclose` on that loop).
+    Sync methods use a `redis.Redis` pool; `a`-prefixed ones share one set of asyncio connections created on
+    first use, bound to the event loop that first uses it (close it with `aclose` on that loop). Each of the two
+    opens at most `max_connections`.
     """
 
     def __init__(
@@ -119,27 +119,24 @@ class RedisCounters:
             "socket_connect_timeout": connect_timeout_s,
         }
         self._sync = redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(url, **self._pool_options))
+        # Both paths run these: the sync one calls them, the event loop's lane sends EVALSHA with their `.sha`
+        # (redis-py's, encoded as the connections encode the script for SCRIPT LOAD).
         self._reserve: Script = self._sync.register_script(_RESERVE)
         self._settle: Script = self._sync.register_script(_SETTLE)
-        self._async: redis.asyncio.Redis | None = None
-        self._scripts: _AsyncScripts | None = None
+        self._async_lane: _AsyncLane | None = None
 
-    def _client(self) -> redis.asyncio.Redis:
-        if self._async is None:
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, **self._pool_options)
-            self._async = redis.asyncio.Redis.from_pool(pool)
-        return self._async
-
-    def _lane(self) -> _AsyncScripts:
-        if self._scripts is None:
+    def _lane(self) -> _AsyncLane:
+        # One lane for every event-loop call, scripts and plain commands alike: a second connection set (a
+        # `redis.asyncio.Redis` for MGET and SET) would let the event loop open up to 2x `max_connections`.
+        if self._async_lane is None:
             options = self._pool_options
-            self._scripts = _AsyncScripts(
+            self._async_lane = _AsyncLane(
                 self.url,
                 float(options["socket_timeout"]),
                 float(options["socket_connect_timeout"]),
                 int(options["max_connections"]),
             )
-        return self._scripts
+        return self._async_lane
 
     def _fail(self, exc: Exception) -> GuardUnavailable:
         return GuardUnavailable(f"Redis at {self.url!r} failed: {type(exc).__name__}: {exc}")
@@ -197,41 +194,33 @@ class RedisCounters:
     async def areserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: int) -> Reserved | Exceeded:
         """`reserve` on the event loop."""
         args = self._reserve_args(reservation_id, charges, ttl_s)
-        return _reserved(await self._acall(lambda: self._lane().run(_RESERVE_SCRIPT, args)))
+        return _reserved(await self._acall(lambda: self._lane().run(self._reserve, args)))
 
     async def asettle(self, reservation_id: str, finals: Sequence[tuple[str, int]]) -> tuple[int, ...] | None:
         """`settle` on the event loop."""
         args = self._settle_args(reservation_id, finals)
-        return _settled(await self._acall(lambda: self._lane().run(_SETTLE_SCRIPT, args)))
+        return _settled(await self._acall(lambda: self._lane().run(self._settle, args)))
 
     async def apeek(self, keys: Sequence[str]) -> tuple[int, ...]:
         """`peek` on the event loop."""
-        client = self._client()
         names = [f"{self.prefix}c:{key}" for key in keys]
-        values = await self._acall(lambda: client.mget(names))
-        return tuple(int(v or 0) for v in values)
+        values = await self._acall(lambda: self._lane().execute("MGET", *names))
+        return tuple(int(v or 0) for v in cast(list[bytes | None], values))
 
     async def amark_once(self, marker: str, ttl_s: int) -> bool:
         """`mark_once` on the event loop."""
-        client = self._client()
-        return bool(await self._acall(lambda: client.set(self._marker(marker), 1, nx=True, ex=ttl_s)))
+        command = ("SET", self._marker(marker), 1, "NX", "EX", ttl_s)
+        return bool(await self._acall(lambda: self._lane().execute(*command)))  # b"OK", or None if already set
 
     async def aclose(self) -> None:
         """Close the async connections (on the loop that used them)."""
-        if self._scripts is not None:
-            await self._scripts.aclose()
-            self._scripts = None
-        if self._async is not None:
-            await self._async.aclose()
-            self._async = None
+        if self._async_lane is not None:
+            await self._async_lane.aclose()
+            self._async_lane = None
 
 
-_RESERVE_SCRIPT = (_RESERVE, hashlib.sha1(_RESERVE.encode()).hexdigest())
-_SETTLE_SCRIPT = (_SETTLE, hashlib.sha1(_SETTLE.encode()).hexdigest())
-
-
-class _AsyncScripts:
-    """EVALSHA on the event loop with as little client work as the round trip allows: the request path's calls.
+class _AsyncLane:
+    """Commands on the event loop with as little client work as the round trip allows: the request path's calls.
 
     redis-py's `execute_command` costs several times the round trip's own CPU: a retry wrapper, metrics hooks,
     a blocking pool with a lock and a timer per checkout, and, with a socket timeout, `asyncio.wait_for` around
@@ -248,8 +237,16 @@ class _AsyncScripts:
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[AbstractConnection] = []
 
-    async def run(self, script: tuple[str, str], args: Sequence[str | int]) -> object:
-        """The script's reply; a connection that failed or timed out mid-call is dropped, never reused."""
+    async def run(self, script: Script, args: Sequence[str | int]) -> object:
+        """EVALSHA `script` (loading it if the server lacks it); its reply."""
+        return await self._call(script, args)
+
+    async def execute(self, *command: str | int) -> object:
+        """One plain command; its raw reply (no redis-py response callbacks)."""
+        return await self._call(None, command)
+
+    async def _call(self, script: Script | None, args: Sequence[str | int]) -> object:
+        """The reply; a connection that failed or timed out mid-call is dropped, never reused."""
         if self._slots.locked():
             try:
                 async with asyncio.timeout(POOL_WAIT_S):
@@ -268,7 +265,8 @@ class _AsyncScripts:
                     raise
                 # a pooled connection the server dropped (restart, idle timeout): once more on a new one, as
                 # redis-py's own retry did. Repeating is safe: a reserve repeated under the same id is settled as
-                # one (its hash holds both amounts), and a repeated settle finds nothing left to do
+                # one (its hash holds both amounts), a repeated settle finds nothing left to do, MGET only reads,
+                # and a repeated SET NX whose first reply was lost answers "not first" (no alert, never two)
                 conn = self._factory.make_connection()  # type: ignore[no-untyped-call]
                 reply = await self._on(conn, script, args)
             self._idle.append(conn)
@@ -276,7 +274,7 @@ class _AsyncScripts:
         finally:
             self._slots.release()
 
-    async def _on(self, conn: AbstractConnection, script: tuple[str, str], args: Sequence[str | int]) -> object:
+    async def _on(self, conn: AbstractConnection, script: Script | None, args: Sequence[str | int]) -> object:
         try:
             if conn.is_connected and await conn.can_read():  # unread data or EOF: not safe to reuse
                 await conn.disconnect()
@@ -284,15 +282,18 @@ class _AsyncScripts:
                 conn.socket_timeout = self._timeout  # redis-py's own timeouts bound the connect and its handshake,
                 await conn.connect()  # type: ignore[no-untyped-call]
                 conn.socket_timeout = None  # then the one deadline below bounds each call
-            evalsha = conn.pack_command("EVALSHA", script[1], 0, *args)
+            request = conn.pack_command(*args) if script is None else conn.pack_command("EVALSHA", script.sha, 0, *args)
             async with asyncio.timeout(self._timeout):
-                await conn.send_packed_command(evalsha, check_health=False)
+                await conn.send_packed_command(request, check_health=False)
                 try:
                     return await conn.read_response()
                 except redis.exceptions.NoScriptError:  # a new or flushed server: load it, once
-                    await conn.send_packed_command(conn.pack_command("SCRIPT", "LOAD", script[0]), check_health=False)
+                    if script is None:
+                        raise
+                    load = conn.pack_command("SCRIPT", "LOAD", script.script)
+                    await conn.send_packed_command(load, check_health=False)
                     await conn.read_response()
-                    await conn.send_packed_command(evalsha, check_health=False)
+                    await conn.send_packed_command(request, check_health=False)
                     return await conn.read_response()
         except TimeoutError:
             await conn.disconnect(nowait=True)
