@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from tokenops.analytics import kpis as kpis_module
 from tokenops.analytics import run_totals
 from tokenops.analytics.drilldown import workflow_runs
 from tokenops.analytics.kpis import kpis
@@ -47,6 +47,11 @@ def ledger() -> DuckDBLedger:
     return _ledger_in_pieces()
 
 
+def _without_run_totals(monkeypatch: pytest.MonkeyPatch, ledger: DuckDBLedger) -> None:
+    """Make `ledger` answer as a backend that keeps no run totals: reports read every run from its calls."""
+    monkeypatch.setattr(ledger, "sync_run_totals", lambda: False)
+
+
 def test_run_totals_match_a_recount_from_the_calls(ledger: DuckDBLedger) -> None:
     kept = ledger.query(f"SELECT {_COLUMNS}, mixed, status FROM task_run_totals ORDER BY task_run_id")
     recount = ledger.query(
@@ -81,7 +86,7 @@ def test_kpis_from_run_totals_equal_kpis_from_calls(
     filters: Filters,
 ) -> None:
     fast = kpis(ledger, dimensions, grain=grain, filters=filters)
-    monkeypatch.setattr(run_totals, "usable", lambda *_: False)
+    _without_run_totals(monkeypatch, ledger)
     slow = kpis(ledger, dimensions, grain=grain, filters=filters)
     assert fast.num_rows > 0
     assert fast.equals(slow), pa.Table.to_pylist(fast)[:2]
@@ -115,8 +120,7 @@ def test_every_report_on_run_totals_equals_the_calls(
 
     assert run_totals.usable(ledger, ["workflow"], filters)
     fast = every_report()
-    monkeypatch.setattr(run_totals, "usable", lambda *_: False)
-    monkeypatch.setattr(kpis_module, "has_run_totals", lambda *_: False)
+    _without_run_totals(monkeypatch, ledger)
     slow = every_report()
     assert fast[0]
     for got, expected in zip(fast, slow, strict=True):
@@ -144,7 +148,37 @@ def test_outcome_credit_by_customer_equals_the_joins(
     assert customers[0]["n"] > 0
     fast = kpis(ledger, dimensions, grain=grain, filters=filters)
     fast_levers = levers(ledger, "customer", filters)
-    monkeypatch.setattr(kpis_module, "has_run_totals", lambda *_: False)
+    _without_run_totals(monkeypatch, ledger)
     slow = kpis(ledger, dimensions, grain=grain, filters=filters)
     assert fast.equals(slow), pa.Table.to_pylist(fast)[:2]
     assert fast_levers == levers(ledger, "customer", filters)
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        lambda ledger: kpis(ledger, ["customer"], grain="week", filters=_PERIOD, run_quantile=0.9),
+        lambda ledger: kpis(ledger, ["model"]),
+        lambda ledger: summary(ledger, _PERIOD),
+        lambda ledger: levers(ledger, "customer", _PERIOD),
+        lambda ledger: levers(ledger, "team"),
+        lambda ledger: tokens_per_task(ledger, filters=_PERIOD),
+    ],
+    ids=["kpis by customer", "kpis by model", "summary", "levers by customer", "levers by team", "tokens per task"],
+)
+def test_a_report_asks_whether_the_run_totals_are_current_once(
+    ledger: DuckDBLedger, monkeypatch: pytest.MonkeyPatch, report: Callable[[DuckDBLedger], object]
+) -> None:
+    """Each report asks once (the answer is passed down), and the next report asks again: nothing is kept."""
+    asked: list[bool] = []
+    sync = ledger.sync_run_totals
+
+    def counted() -> bool:
+        asked.append(sync())
+        return asked[-1]
+
+    monkeypatch.setattr(ledger, "sync_run_totals", counted)
+    report(ledger)
+    assert asked == [True]
+    report(ledger)
+    assert asked == [True, True]

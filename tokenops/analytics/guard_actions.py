@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Literal
 
+from tokenops.analytics.kpis import model_moves
 from tokenops.analytics.spend import Filters
 from tokenops.events import TokenUsage
 from tokenops.guard.policies import TaskBudget
@@ -29,7 +30,6 @@ from tokenops.store import Ledger
 
 Action = Literal["blocked", "downgraded"]
 RollupKey = Literal["day", "rule", "team", "workflow"]
-_REFERENCE = TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000)
 _TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens")
 OTHER_DOWNGRADE = "downgraded by a router or fallback"
 
@@ -70,23 +70,8 @@ def _day(value: object) -> date:
 
 def downgrade_pairs(ledger: Ledger, filters: Filters, pricer: Pricer) -> list[tuple[str, str]]:
     """(requested, served) model pairs where the served model has a lower list price."""
-    where, params = filters.where()
-    rows = ledger.query_rows(
-        f"""SELECT model_requested, model, max(provider) AS provider, max(ts) AS ts FROM usage_events
-            WHERE {where} AND model_requested <> model AND status <> 'blocked' GROUP BY model_requested, model""",
-        params,
-    )
-    pairs = []
-    for row in rows:
-        provider, requested, served = str(row["provider"]), str(row["model_requested"]), str(row["model"])
-        ts = row["ts"]
-        assert isinstance(ts, datetime)
-        at = ts.replace(tzinfo=UTC)
-        asked = pricer.price(requested, _REFERENCE, provider=provider, ts=at)
-        got = pricer.price(served, _REFERENCE, provider=provider, ts=at)
-        if isinstance(asked, Priced) and isinstance(got, Priced) and got.cost.total < asked.cost.total:
-            pairs.append((requested, served))
-    return sorted(pairs)
+    moves = model_moves(ledger, filters, pricer, "status <> 'blocked'")
+    return sorted((requested, served) for requested, served, asked, got in moves if got < asked)
 
 
 def _mean_costs(ledger: Ledger, filters: Filters, models: set[str]) -> dict[tuple[str | None, str], Decimal]:

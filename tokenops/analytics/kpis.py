@@ -24,6 +24,7 @@ denominator are None, never 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal, get_args
@@ -31,7 +32,7 @@ from typing import Literal, get_args
 import pyarrow as pa
 
 from tokenops.analytics.run_totals import has_run_totals, per_run_sql
-from tokenops.analytics.spend import GRAINS, Filters
+from tokenops.analytics.spend import GRAINS, MEASURES, Filters, group_keys
 from tokenops.events import TokenUsage
 from tokenops.pricing import Priced, Pricer
 from tokenops.store import Ledger
@@ -63,14 +64,6 @@ def check_dimensions(dimensions: Sequence[str], grain: str | None) -> None:
         raise ValueError(f"Unknown grain {grain!r}; choose from {', '.join(GRAINS)}")
 
 
-def group_keys(dimensions: Sequence[str], grain: str | None, prefix: str = "") -> list[str]:
-    """`SELECT` expressions of the group: the period first, then each dimension under its own name."""
-    keys = [f"{_COLUMN.get(d, d) if not prefix else prefix + _COLUMN.get(d, d)} AS {d}" for d in dimensions]
-    if grain is not None:
-        keys.insert(0, f"date_trunc('{grain}', {prefix}ts) AS period")
-    return keys
-
-
 def _names(dimensions: Sequence[str], grain: str | None) -> list[str]:
     return (["period"] if grain is not None else []) + list(dimensions)
 
@@ -82,15 +75,18 @@ def _by(n: int) -> str:
     return f"GROUP BY {columns} ORDER BY {order}" if n else ""
 
 
-def escalation_pairs(ledger: Ledger, filters: Filters) -> list[tuple[str, str]]:
-    """(requested, served) model pairs where the served model has a higher list price."""
+def model_moves(
+    ledger: Ledger, filters: Filters, pricer: Pricer, condition: str = "TRUE"
+) -> list[tuple[str, str, Decimal, Decimal]]:
+    """(requested, served, requested list price, served list price) of every priced pair of models where calls in
+    `filters` (and `condition`) were served by another model than requested; prices are for a reference usage."""
     where, params = filters.where()
     rows = ledger.query_rows(
         f"""SELECT model_requested, model, max(provider) AS provider, max(ts) AS ts FROM usage_events
-            WHERE {where} AND model_requested <> model GROUP BY model_requested, model""",
+            WHERE {where} AND model_requested <> model AND {condition} GROUP BY model_requested, model""",
         params,
     )
-    pricer, pairs = Pricer(), []
+    moves = []
     for row in rows:
         provider, requested, served = str(row["provider"]), str(row["model_requested"]), str(row["model"])
         ts = row["ts"]
@@ -98,23 +94,23 @@ def escalation_pairs(ledger: Ledger, filters: Filters) -> list[tuple[str, str]]:
         at = ts.replace(tzinfo=UTC)
         asked = pricer.price(requested, _REFERENCE, provider=provider, ts=at)
         got = pricer.price(served, _REFERENCE, provider=provider, ts=at)
-        if isinstance(asked, Priced) and isinstance(got, Priced) and got.cost.total > asked.cost.total:
-            pairs.append((requested, served))
-    return pairs
+        if isinstance(asked, Priced) and isinstance(got, Priced):
+            moves.append((requested, served, asked.cost.total, got.cost.total))
+    return moves
+
+
+def escalation_pairs(ledger: Ledger, filters: Filters) -> list[tuple[str, str]]:
+    """(requested, served) model pairs where the served model has a higher list price."""
+    moves = model_moves(ledger, filters, Pricer())
+    return [(requested, served) for requested, served, asked, got in moves if got > asked]
 
 
 _CALL_SUMS = (
-    ("cost", "coalesce(sum(cost_total), 0)::DECIMAL(38,12)"),
-    ("events", "count(*)"),
-    ("unpriced_events", "count(*) FILTER (WHERE unpriced)"),
-    ("unpriced_tokens", "coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0)"),
-    ("input_tokens", "coalesce(sum(input_tokens), 0)"),
-    ("cached_input_tokens", "coalesce(sum(cache_read_tokens), 0)"),
-    ("output_tokens", "coalesce(sum(output_tokens), 0)"),
-    ("reasoning_tokens", "coalesce(sum(reasoning_tokens), 0)"),
+    *(("cached_input_tokens" if name == "cache_read_tokens" else name, calls) for name, calls, _ in MEASURES),
     ("tokenops_cache_hits", "count(*) FILTER (WHERE status = 'cached')"),
 )
-"""Per-call measures of a group: each a sum, so sums of per-(group, user, customer) sums give it too."""
+"""Per-call measures of a group (`spend.MEASURES`, and tokenops' own cache hits): each a sum, so sums of
+per-(group, user, customer) sums give it too."""
 
 
 def _calls_sql(dimensions: Sequence[str], grain: str | None, where: str, hours: bool) -> str:
@@ -185,13 +181,15 @@ def _runs(
     grain: str | None,
     filters: Filters,
     pairs: list[tuple[str, str]],
-    quantile: float | None = None,
+    quantile: float | None,
+    totals: bool,
 ) -> list[dict[str, object]]:
     """Per-run KPIs per group (whole runs from their stored totals, the others from their calls), and escalation.
 
     A run escalates in a group when one of its calls there is an escalated pair: counted from those calls alone.
+    `totals` is the report's `run_totals.has_run_totals` answer.
     """
-    per_run, params = per_run_sql(ledger, dimensions, grain, filters)
+    per_run, params = per_run_sql(ledger, dimensions, grain, filters, totals=totals)
     runs = ledger.query_rows(_runs_sql(dimensions, grain, per_run, quantile), params)
     if not pairs:
         return runs
@@ -218,7 +216,7 @@ def _credit(d: str, own_only: bool) -> str:
 
 
 def outcome_value_sql(
-    dimensions: Sequence[str], grain: str | None, filters: Filters, ledger: Ledger | None = None
+    dimensions: Sequence[str], grain: str | None, filters: Filters, *, totals: bool = False
 ) -> tuple[str, list[object]]:
     """Outcome value and count per group: outcomes in the period, each counted once per group it reaches.
 
@@ -226,8 +224,8 @@ def outcome_value_sql(
     costly part on big ledgers); the others go through it. When every column comes from the runs
     (by customer), each outcome's distinct run values are taken from its links alone, before its
     own row joins them: the DISTINCT is narrower and the result the same (an outcome id is a key).
-    On a `ledger` that keeps `outcome_credit` (DuckDB, current: `has_run_totals`), those distinct
-    values are read from it, with no join at all.
+    When the ledger keeps `outcome_credit` current (`totals`: the report's `has_run_totals` answer),
+    those distinct values are read from it, with no join at all.
     """
     needed = [*dimensions, *(d for d in ("team", "workflow", "customer", "user") if getattr(filters, d) is not None)]
     complete = " AND ".join(f"o.{_OUTCOME_COLUMN[d]} IS NOT NULL" for d in needed if _OUTCOME_COLUMN[d])
@@ -235,7 +233,7 @@ def outcome_value_sql(
         complete = "FALSE"
     complete = complete or "TRUE"
     run_only = bool(needed) and all(_OUTCOME_COLUMN[d] is None for d in needed)
-    if run_only and ledger is not None and has_run_totals(ledger):
+    if run_only and totals:
         return _credited_sql(dimensions, grain, filters)
 
     def part(own_only: bool) -> tuple[str, list[object]]:
@@ -279,22 +277,15 @@ def outcome_value_sql(
 
 
 def _credited_sql(dimensions: Sequence[str], grain: str | None, filters: Filters) -> tuple[str, list[object]]:
-    """`outcome_value_sql` by customer from `outcome_credit`: one row per outcome and customer its runs reach."""
-    keys = [f"customer AS {d}" for d in dimensions]
-    if grain is not None:
-        keys.insert(0, f"date_trunc('{grain}', ts) AS period")
-    clauses: list[str] = ["TRUE"]
-    params: list[object] = []
-    for name, clause in (("start", "ts >= ?"), ("end", "ts < ?")):
-        if getattr(filters, name) is not None:
-            clauses.append(clause)
-            params.append(utc_naive(getattr(filters, name)))
-    if filters.customer is not None:
-        clauses.append("customer = ?")
-        params.append(filters.customer)
+    """`outcome_value_sql` by customer from `outcome_credit`: one row per outcome and customer its runs reach.
+
+    Only the period and the customer can narrow it (the caller's `run_only`); outcomes have no model.
+    """
+    keys = group_keys(dimensions, grain)
+    where, params = replace(filters, model=None).where()
     sql = f"""SELECT {"".join(k + ", " for k in keys)} count(*) AS outcomes,
                coalesce(sum(value), 0)::DECIMAL(38,12) AS outcome_value
-        FROM outcome_credit WHERE {" AND ".join(clauses)} {_by(len(keys))}"""
+        FROM outcome_credit WHERE {where} {_by(len(keys))}"""
     return sql, params
 
 
@@ -342,12 +333,13 @@ def kpis(
         raise ValueError(f"quantile must be between 0 and 1, got {run_quantile!r}")
     where, params = filters.where()
     names = _names(dimensions, grain)
+    totals = has_run_totals(ledger)  # asked once for the runs and the outcomes
     calls = ledger.query_rows(_calls_sql(dimensions, grain, where, anomalous_hours is not None), params)
-    runs = _runs(ledger, dimensions, grain, filters, escalation_pairs(ledger, filters), run_quantile)
+    runs = _runs(ledger, dimensions, grain, filters, escalation_pairs(ledger, filters), run_quantile, totals)
     value_dims = not {"model", "feature"} & set(dimensions) and filters.model is None
     values: list[dict[str, object]] = []
     if value_dims:
-        sql, value_params = outcome_value_sql(dimensions, grain, filters, ledger)
+        sql, value_params = outcome_value_sql(dimensions, grain, filters, totals=totals)
         values = ledger.query_rows(sql, value_params)
     by_key: dict[Key, dict[str, object]] = {}
     for table in (calls, runs, values):

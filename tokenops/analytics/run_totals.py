@@ -9,6 +9,8 @@ sums add up to exactly what grouping every call would give. `per_run_sql` writes
 row per (group, run), so quantiles and distinct counts over runs come out exactly as well.
 
 Backends that do not keep the totals (`has_run_totals` false) read every run from its calls.
+Asking is not free (it may catch the totals up), so a report asks once, at its start, and passes
+the answer down (`totals=`) to every query it writes; the next report asks again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokenops.analytics.read_cache import uncached
-from tokenops.analytics.spend import Filters
+from tokenops.analytics.spend import Filters, group_keys
 from tokenops.store import DuckDBLedger, Ledger
 from tokenops.store.rows import utc_naive
 
@@ -51,9 +53,13 @@ class RunSplit:
     """Parameters of `split`."""
 
 
-def usable(ledger: Ledger, dimensions: Sequence[str], filters: Filters) -> bool:
-    """Whether the report can use the run totals at all (every dimension and filter is per run)."""
-    return has_run_totals(ledger) and filters.model is None and all(d in RUN_COLUMNS for d in dimensions)
+def usable(ledger: Ledger, dimensions: Sequence[str], filters: Filters, *, totals: bool | None = None) -> bool:
+    """Whether the report can use the run totals at all (every dimension and filter is per run).
+
+    `totals` is `has_run_totals(ledger)` when the report has already asked; None asks now.
+    """
+    current = has_run_totals(ledger) if totals is None else totals
+    return current and filters.model is None and all(d in RUN_COLUMNS for d in dimensions)
 
 
 def run_split(dimensions: Sequence[str], grain: str | None, filters: Filters) -> RunSplit:
@@ -120,18 +126,17 @@ def per_run_sql(
     *,
     status: bool = True,
     extra: Sequence[tuple[str, str, str]] = (),
+    totals: bool | None = None,
 ) -> tuple[str, list[object]]:
     """One row per (group, task run) of the calls in `filters`: the group, `task_run_id`, `RUN_MEASURES` and
     (with `status`) the run's `task_runs.status`; `extra` adds measures written as `RUN_MEASURES` are.
 
     Whole runs come from `task_run_totals`, the others from grouping their calls; without the totals
     (`usable` false) every run is grouped from its calls, as reports always did. Group columns are named
-    after `dimensions` (`period` first with a grain).
+    after `dimensions` (`period` first with a grain). `totals` is the report's `has_run_totals` answer.
     """
     where, params = filters.where()
-    keys = [f"{_CALL_COLUMN.get(d, d)} AS {d}" for d in dimensions]
-    if grain is not None:
-        keys.insert(0, f"date_trunc('{grain}', ts) AS period")
+    keys = group_keys(dimensions, grain)
     measures = ", ".join(f"{calls} AS {name}" for name, _, calls in (*RUN_MEASURES, *extra))
     group = ", ".join(str(i + 1) for i in range(len(keys) + 1))
 
@@ -142,7 +147,7 @@ def per_run_sql(
             return grouped
         return f"SELECT g.*, t.status FROM ({grouped}) g LEFT JOIN {runs} t ON t.task_run_id = g.task_run_id"
 
-    if not usable(ledger, dimensions, filters):
+    if not usable(ledger, dimensions, filters, totals=totals):
         return from_calls(where), params
     split = run_split(dimensions, grain, filters)
     whole_keys = [f"{RUN_COLUMNS[d]} AS {d}" for d in dimensions]
@@ -173,6 +178,40 @@ def per_run_sql(
     return f"{whole} UNION ALL {from_calls(only, runs)}", [*split.whole_params, *params, *listed]
 
 
-_CALL_COLUMN = {"user": "user_id"}
+def call_totals(
+    ledger: Ledger,
+    dimensions: Sequence[str],
+    filters: Filters,
+    measures: Sequence[tuple[str, str]],
+    *,
+    totals: bool | None = None,
+) -> list[dict[str, object]]:
+    """Per group of `dimensions` (in their order), the `measures` (name, aggregate over usage_events) of the calls
+    in `filters` and `task_runs`, the distinct task runs of those calls.
+
+    The runs are counted from their stored totals where the report can use them (`usable`): a DISTINCT over 10M
+    calls is the costly part of a report that needs no other per-run number. `totals` is as in `per_run_sql`.
+    """
+    columns = ", ".join(str(i + 1) for i in range(len(dimensions)))
+    runs: dict[tuple[object, ...], int] | None = None
+    if usable(ledger, dimensions, filters, totals=totals):
+        per_run, run_params = per_run_sql(ledger, dimensions, None, filters, status=False, totals=True)
+        group = f"GROUP BY {columns}" if dimensions else ""
+        found = ledger.query_rows(
+            f"SELECT {''.join(f'r.{d}, ' for d in dimensions)}count(*) AS task_runs FROM ({per_run}) r {group}",
+            run_params,
+        )
+        runs = {tuple(row[d] for d in dimensions): int(str(row["task_runs"])) for row in found}
+    distinct = [("task_runs", "count(DISTINCT task_run_id)")] if runs is None else []
+    select = ", ".join([*group_keys(dimensions, None), *(f"{sql} AS {name}" for name, sql in (*measures, *distinct))])
+    where, params = filters.where()
+    group = f"GROUP BY {columns} ORDER BY {columns}" if dimensions else ""
+    rows = ledger.query_rows(f"SELECT {select} FROM usage_events WHERE {where} {group}", params)
+    if runs is not None:
+        for row in rows:
+            row["task_runs"] = runs.get(tuple(row[d] for d in dimensions), 0)
+    return rows
+
+
 LISTED_SPLITS = 500
 """Split runs named in the calls' query (with their time spans); more are selected by a subquery."""

@@ -39,8 +39,7 @@ _GRAIN_RANK = {"hour": 0, "day": 1, "week": 2, "month": 3}
 EVENTS = "usage_events"
 """The source every report can read; rollups are an equivalent shortcut for some."""
 
-# name, aggregate over usage_events, aggregate over a rollup (sums of per-bucket sums), of the same SQL type
-_MEASURES: tuple[tuple[str, str, str], ...] = (
+MEASURES: tuple[tuple[str, str, str], ...] = (
     ("cost", "coalesce(sum(cost_total), 0)::DECIMAL(38,12)", "coalesce(sum(cost), 0)::DECIMAL(38,12)"),
     ("events", "count(*)", "coalesce(sum(calls), 0)::BIGINT"),
     ("unpriced_events", "count(*) FILTER (WHERE unpriced)", "coalesce(sum(unpriced_calls), 0)::BIGINT"),
@@ -54,6 +53,10 @@ _MEASURES: tuple[tuple[str, str, str], ...] = (
         for t in ("input_tokens", "cache_read_tokens", "output_tokens", "reasoning_tokens")
     ),
 )
+"""The spend measures: (name, aggregate over usage_events, aggregate over a rollup: sums of per-bucket sums), of the
+same SQL type both ways. Each is a sum, so sums of per-group sums give it too (`kpis` builds on this)."""
+EVENT_MEASURE = {name: calls for name, calls, _ in MEASURES}
+"""Each measure's aggregate over usage_events, by name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,14 @@ def _column(dimension: str) -> str:
     return _COLUMN.get(dimension, dimension)
 
 
+def group_keys(dimensions: Sequence[str], grain: str | None, prefix: str = "") -> list[str]:
+    """`SELECT` expressions of the group: the period first, then each dimension under its own name."""
+    keys = [f"{prefix}{_COLUMN.get(d, d)} AS {d}" for d in dimensions]
+    if grain is not None:
+        keys.insert(0, f"date_trunc('{grain}', {prefix}ts) AS period")
+    return keys
+
+
 def spend_source(
     ledger: Ledger, dimensions: Sequence[str] = (), *, grain: str | None = None, filters: Filters = Filters()
 ) -> str:
@@ -120,7 +131,7 @@ def spend_source(
 def measures_sql(source: str) -> str:
     """The SELECT list of spend measures (cost, calls, unpriced, tokens) over `source`, from `spend_source`."""
     at = 1 if source == EVENTS else 2
-    return ",\n".join(f"{m[at]} AS {m[0]}" for m in _MEASURES)
+    return ",\n".join(f"{m[at]} AS {m[0]}" for m in MEASURES)
 
 
 def _on_boundary(moment: datetime, bucket: str) -> bool:
@@ -137,12 +148,8 @@ def spend_by(
     filters: Filters = Filters(),
 ) -> pa.Table:
     """Cost, calls and tokens grouped by dimensions (and a time bucket), biggest cost first."""
-    keys = [f"{_column(d)} AS {d}" for d in dimensions]
-    if grain is not None:
-        if grain not in GRAINS:
-            raise ValueError(f"Unknown grain {grain!r}; choose from {', '.join(GRAINS)}")
-        keys.insert(0, f"date_trunc('{grain}', ts) AS period")  # a rollup's ts is its bucket's start
-    source = spend_source(ledger, dimensions, grain=grain, filters=filters)
+    source = spend_source(ledger, dimensions, grain=grain, filters=filters)  # checks dimensions and grain
+    keys = group_keys(dimensions, grain)  # a rollup's ts is its bucket's start
     where, params = filters.where()
     select_keys = ", ".join(keys) + ", " if keys else ""
     group = f"GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
@@ -180,34 +187,18 @@ def summary(ledger: Ledger, filters: Filters = Filters()) -> Summary:
     Where the ledger keeps per-run totals the distinct task runs are counted from them (`run_totals`): a
     DISTINCT over 10M calls is the costly part of this report.
     """
-    from tokenops.analytics.run_totals import per_run_sql, usable  # run_totals builds on this module's Filters
+    from tokenops.analytics.run_totals import call_totals  # run_totals builds on this module's Filters
 
-    where, params = filters.where()
-    runs: dict[str, object] | None = None
-    if usable(ledger, [], filters):
-        runs_sql, runs_params = per_run_sql(ledger, [], None, filters, status=False)
-        runs = ledger.query_rows(f"SELECT count(*) AS task_runs FROM ({runs_sql}) r", runs_params)[0]
-    distinct = ", count(DISTINCT task_run_id) AS task_runs" if runs is None else ""
-    row = ledger.query_rows(
-        f"""
-        SELECT coalesce(sum(cost_total), 0)::DECIMAL(38,12) AS cost,
-               count(*) AS events,
-               count(*) FILTER (WHERE unpriced) AS unpriced_events,
-               coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0) AS unpriced_tokens,
-               coalesce(sum(cost_total) FILTER (WHERE user_id IS NULL AND team IS NULL), 0)::DECIMAL(38,12)
-                   AS unattributed_cost
-               {distinct}
-        FROM usage_events WHERE {where}
-        """,
-        params,
-    )[0]
+    measures = [(name, EVENT_MEASURE[name]) for name in ("cost", "events", "unpriced_events", "unpriced_tokens")]
+    unattributed = "coalesce(sum(cost_total) FILTER (WHERE user_id IS NULL AND team IS NULL), 0)::DECIMAL(38,12)"
+    row = call_totals(ledger, [], filters, [*measures, ("unattributed_cost", unattributed)])[0]
     return Summary(
         cost=Decimal(str(row["cost"])),
         events=int(str(row["events"])),
         unpriced_events=int(str(row["unpriced_events"])),
         unpriced_tokens=int(str(row["unpriced_tokens"])),
         unattributed_cost=Decimal(str(row["unattributed_cost"])),
-        task_runs=int(str((runs or row)["task_runs"])),
+        task_runs=int(str(row["task_runs"])),
     )
 
 

@@ -27,13 +27,12 @@ from typing import Literal, get_args
 import pyarrow as pa
 
 from tokenops.analytics.kpis import EVERYTHING, MONEY, money, outcome_value_sql
-from tokenops.analytics.run_totals import per_run_sql, usable
-from tokenops.analytics.spend import Filters
+from tokenops.analytics.run_totals import call_totals, has_run_totals
+from tokenops.analytics.spend import EVENT_MEASURE, Filters
 from tokenops.store import Ledger
 
 OutcomeDimension = Literal["workflow", "team", "user", "customer"]
 OUTCOME_DIMENSIONS: tuple[str, ...] = get_args(OutcomeDimension)
-_COLUMN = {"user": "user_id"}
 _PICO = Fraction(1, 10**12)
 Factors = tuple[Fraction, Fraction, Fraction]
 """(cost per token, tokens per task, tasks per outcome)."""
@@ -102,10 +101,9 @@ def round_parts(total: Fraction, parts: Sequence[Fraction]) -> tuple[Decimal, li
     return Decimal(whole).scaleb(-12), [Decimal(c).scaleb(-12) for c in units]
 
 
-def _check(by: str) -> str:
+def _check(by: str) -> None:
     if by not in OUTCOME_DIMENSIONS:
         raise ValueError(f"Unknown dimension {by!r} for outcomes; choose from {', '.join(OUTCOME_DIMENSIONS)}")
-    return _COLUMN.get(by, by)
 
 
 def levers(ledger: Ledger, by: str = "workflow", filters: Filters = EVERYTHING) -> dict[object, Levers]:
@@ -114,34 +112,20 @@ def levers(ledger: Ledger, by: str = "workflow", filters: Filters = EVERYTHING) 
     N, the distinct runs per group, comes from the runs' stored totals where the ledger keeps them
     (`run_totals`): a DISTINCT over 10M calls is the costly part of this report.
     """
-    column = _check(by)
-    where, params = filters.where()
-    runs: dict[object, int] | None = None
-    if usable(ledger, [by], filters):
-        per_run, run_params = per_run_sql(ledger, [by], None, filters, status=False)
-        found = ledger.query_rows(f"SELECT r.{by} AS grp, count(*) AS n FROM ({per_run}) r GROUP BY 1", run_params)
-        runs = {row["grp"]: int(str(row["n"])) for row in found}
-    distinct = "count(DISTINCT task_run_id)" if runs is None else "0"
-    calls = ledger.query_rows(
-        f"""
-        SELECT {column} AS grp,
-            coalesce(sum(cost_total), 0)::DECIMAL(38,12) AS cost,
-            coalesce(sum(input_tokens + output_tokens) FILTER (WHERE NOT unpriced), 0) AS tokens,
-            {distinct} AS task_runs,
-            count(*) FILTER (WHERE unpriced) AS unpriced_events,
-            coalesce(sum(input_tokens + output_tokens) FILTER (WHERE unpriced), 0) AS unpriced_tokens
-        FROM usage_events WHERE {where} GROUP BY {column} ORDER BY {column}
-        """,
-        params,
-    )
-    sql, value_params = outcome_value_sql([by], None, filters, ledger)
+    _check(by)
+    totals = has_run_totals(ledger)  # asked once for the calls' runs and the outcomes
+    priced = "coalesce(sum(input_tokens + output_tokens) FILTER (WHERE NOT unpriced), 0)"
+    measures = [("cost", EVENT_MEASURE["cost"]), ("tokens", priced)]
+    measures += [(name, EVENT_MEASURE[name]) for name in ("unpriced_events", "unpriced_tokens")]
+    calls = call_totals(ledger, [by], filters, measures, totals=totals)
+    sql, value_params = outcome_value_sql([by], None, filters, totals=totals)
     outcomes = {row[by]: int(str(row["outcomes"])) for row in ledger.query_rows(sql, value_params)}
     result = {
-        row["grp"]: Levers(
+        row[by]: Levers(
             cost=Decimal(str(row["cost"])),
             tokens=int(str(row["tokens"])),
-            task_runs=int(str(row["task_runs"])) if runs is None else runs.get(row["grp"], 0),
-            outcomes=outcomes.get(row["grp"], 0),
+            task_runs=int(str(row["task_runs"])),
+            outcomes=outcomes.get(row[by], 0),
             unpriced_events=int(str(row["unpriced_events"])),
             unpriced_tokens=int(str(row["unpriced_tokens"])),
         )
