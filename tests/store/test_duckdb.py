@@ -10,7 +10,7 @@ from tests.factories import T0, event
 from tokenops.events import Outcome, Person, TaskRun
 from tokenops.store import DuckDBLedger, open_ledger
 from tokenops.store.migrations import MIGRATIONS
-from tokenops.store.schema import TABLES
+from tokenops.store.schema import TABLES, TASK_RUN_TOTALS
 
 
 @pytest.fixture
@@ -28,6 +28,17 @@ def test_fresh_database_has_exactly_the_declared_columns(ledger: DuckDBLedger) -
         assert [r["column_name"] for r in rows] == [c.name for c in table.columns]
         assert [r["data_type"] for r in rows] == [c.sql for c in table.columns]
         assert [r["is_nullable"] == "YES" for r in rows] == [c.nullable for c in table.columns]
+
+
+def test_fresh_database_keeps_task_run_totals_as_the_schema_declares(ledger: DuckDBLedger) -> None:
+    """m005 spells its DDL out (a migration stays as it shipped); this keeps it and `schema.TASK_RUN_TOTALS` one."""
+    rows = ledger.query_rows(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+        "WHERE table_name = 'task_run_totals' ORDER BY ordinal_position"
+    )
+    assert [(r["column_name"], r["data_type"], r["is_nullable"] == "YES") for r in rows] == [
+        (c.name, c.sql, c.nullable) for c in TASK_RUN_TOTALS
+    ]
 
 
 def test_migrations_are_recorded_and_not_reapplied(tmp_path: Path) -> None:

@@ -17,9 +17,11 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +37,7 @@ from tokenops.store.migrations import (
     UNIFORM,
     run_totals_tables,
 )
-from tokenops.store.schema import TABLES, Table
+from tokenops.store.schema import TABLES, TASK_RUN_TOTALS, Table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -123,21 +125,19 @@ class DuckDBLedger(Ledger):
         """
         if not data:
             return 0
-        spec = TABLES[table]
+        spec, clauses = TABLES[table], _clauses(table)
         payload = orjson.dumps(data, default=_json_default)
         fd, path = tempfile.mkstemp(prefix="tokenops-batch-", suffix=".json")
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(payload)
-            types = ", ".join(f"{_sql_string(c.name)}: {_sql_string(c.sql)}" for c in spec.columns)
-            cols = ", ".join(c.name for c in spec.columns)
             # no row is longer than the file: DuckDB's reader buffers twice this size (32 MB by default)
             object_size = len(payload) + 1024
 
             def stage(cur: duckdb.DuckDBPyConnection) -> None:
                 cur.execute(
-                    f"CREATE TEMP TABLE _batch AS SELECT {cols} FROM read_json({_sql_string(path)}, format = 'array', "
-                    f"columns = {{{types}}}, maximum_object_size = {object_size})"
+                    f"CREATE TEMP TABLE _batch AS SELECT {clauses.columns} FROM read_json({_sql_string(path)}, "
+                    f"format = 'array', columns = {{{clauses.json_types}}}, maximum_object_size = {object_size})"
                 )
 
             def unstage(cur: duckdb.DuckDBPyConnection) -> None:
@@ -157,40 +157,32 @@ class DuckDBLedger(Ledger):
         """Write the rows `stage` makes visible as `_batch`, in one transaction."""
         with self._lock:
             cur = self._conn.cursor()
-            began = False
             try:
                 stage(cur)
                 # a table the totals or the credit follow, current before: it stays so when this append is folded
                 current = spec.name in _WATERMARKS and self._watermark_current(cur, spec.name)
-                cur.execute("BEGIN")
-                began = True
-                written = self._replace(cur, spec) if spec.replace else self._insert_new(cur, spec)
-                cur.execute("COMMIT")
-            except BaseException:
-                if began:
-                    cur.execute("ROLLBACK")
-                raise
+                with _transaction(cur):
+                    written = self._replace(cur, spec) if spec.replace else self._insert_new(cur, spec)
             finally:
                 unstage(cur)
                 cur.close()
             # after COMMIT: the new rows' rowids are only final now (a crash before: resync); a task run's status and
             # customer are always folded, outcomes and links when the batch is small (`_inserted`)
             if current and (spec.replace or n_rows <= EAGER_ROWS):
-                count, rowid = _WATERMARKS[spec.name]
-                self._conn.execute(
-                    f"UPDATE _run_totals_state SET {count} = ({_count(spec.name)}), {rowid} = ({_max_rowid(spec.name)})"
-                )
+                self._conn.execute(f"UPDATE _run_totals_state SET {_mark(spec.name)}")
         return written
 
     def _replace(self, cur: duckdb.DuckDBPyConnection, spec: Table) -> int:
         """Last row for a key wins, within the batch and against the table."""
-        key, cols = ", ".join(spec.key), ", ".join(c.name for c in spec.columns)
+        clauses = _clauses(spec.name)
+        key, cols = clauses.key, clauses.columns
         cur.execute(
             f"CREATE TEMP TABLE _b AS SELECT {cols} FROM (SELECT *, row_number() OVER () AS _i "
             f"FROM _batch) QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _i DESC) = 1"
         )
-        match = " AND ".join(f"t.{k} = b.{k}" for k in spec.key)
-        new = cur.execute(f"SELECT count(*) FROM _b b WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {match})")
+        new = cur.execute(
+            f"SELECT count(*) FROM _b b WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {clauses.match})"
+        )
         res = new.fetchone()
         credit = spec.name == "task_runs" and self._keeps_run_totals()
         if credit:  # runs whose customer changes (a new run counts as one whose customer was NULL)
@@ -221,31 +213,35 @@ class DuckDBLedger(Ledger):
         integers is ~10x cheaper than joining the string keys of a growing table. Only when a
         hash matches (a real re-import, or a hash collision) is the exact string anti-join run.
         """
-        key, cols, hashes = ", ".join(spec.key), ", ".join(c.name for c in spec.columns), _keys_table(spec)
+        clauses = _clauses(spec.name)
+        key, cols = clauses.key, clauses.columns
         cur.execute(f"CREATE TEMP TABLE _h AS SELECT hash({key}) AS h FROM _batch")  # hash each key once
         try:
             unique = cur.execute("SELECT count(*) = count(DISTINCT h) FROM _h").fetchone()
             if unique and unique[0]:
-                seen = cur.execute(f"SELECT count(*) FROM _h WHERE h IN (SELECT h FROM {hashes})").fetchone()
+                seen = cur.execute(f"SELECT count(*) FROM _h WHERE h IN (SELECT h FROM {_keys_table(spec)})").fetchone()
                 if not (seen and seen[0]):  # the common case: nothing to check, insert straight from Arrow
-                    res = cur.execute(f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _batch").fetchone()
-                    cur.execute(f"INSERT INTO {hashes} SELECT h FROM _h")
-                    self._inserted(cur, spec, "_batch", int(res[0]) if res else 0)
-                    return int(res[0]) if res else 0
+                    return self._insert_all(cur, spec, "_batch", "SELECT h FROM _h")
         finally:
             cur.execute("DROP TABLE _h")
         # a key (or a hash) repeats within the batch or is already stored: check exactly
         source = f"(SELECT DISTINCT ON ({key}) * FROM _batch)"
-        match = " AND ".join(f"t.{k} = b.{k}" for k in spec.key)
         cur.execute(
             f"CREATE TEMP TABLE _new AS SELECT {cols} FROM {source} b "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {match})"
+            f"WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {clauses.match})"
         )
-        res = cur.execute(f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _new").fetchone()
-        cur.execute(f"INSERT INTO {hashes} SELECT hash({key}) FROM _new")
-        self._inserted(cur, spec, "_new", int(res[0]) if res else 0)
+        written = self._insert_all(cur, spec, "_new", f"SELECT hash({key}) FROM _new")
         cur.execute("DROP TABLE _new")
-        return int(res[0]) if res else 0
+        return written
+
+    def _insert_all(self, cur: duckdb.DuckDBPyConnection, spec: Table, source: str, hashes: str) -> int:
+        """Insert every row of `source` (known new), record their key hashes (the query `hashes`) and fold them in."""
+        cols = _clauses(spec.name).columns
+        res = cur.execute(f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM {source}").fetchone()
+        written = int(res[0]) if res else 0
+        cur.execute(f"INSERT INTO {_keys_table(spec)} {hashes}")
+        self._inserted(cur, spec, source, written)
+        return written
 
     def _index_keys(self) -> None:
         """Create or rebuild the key-hash tables (an acceleration structure, not ledger data)."""
@@ -259,7 +255,7 @@ class DuckDBLedger(Ledger):
             ).fetchone()
             if counts and counts[0] != counts[1]:
                 self._conn.execute(f"DELETE FROM {hashes}")
-                self._conn.execute(f"INSERT INTO {hashes} SELECT hash({', '.join(spec.key)}) FROM {spec.name}")
+                self._conn.execute(f"INSERT INTO {hashes} SELECT hash({_clauses(spec.name).key}) FROM {spec.name}")
 
     def _keeps_run_totals(self) -> bool:
         """Whether `task_run_totals` is a table here (m005 applied), read once."""
@@ -292,13 +288,8 @@ class DuckDBLedger(Ledger):
                     return True
                 if not self._writable:
                     return False
-                cur.execute("BEGIN")
-                try:
+                with _transaction(cur):
                     _catch_up(cur, lag)
-                    cur.execute("COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
                 return True
             finally:
                 cur.close()
@@ -370,6 +361,44 @@ def _keys_table(spec: Table) -> str:
     return f"_keys_{spec.name}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Clauses:
+    """The SQL fragments every append to a table repeats, built once per table (`_clauses`)."""
+
+    columns: str
+    """The table's columns in order, as a select list."""
+    key: str
+    """Its key columns, as a list."""
+    match: str
+    """A stored row `t` and a batch row `b` have the same key."""
+    json_types: str
+    """`read_json`'s `columns` map: every column with its exact SQL type."""
+
+
+@cache
+def _clauses(table: str) -> _Clauses:
+    """The SQL fragments of the ledger table `table` (a name in `TABLES`)."""
+    spec = TABLES[table]
+    return _Clauses(
+        columns=", ".join(c.name for c in spec.columns),
+        key=", ".join(spec.key),
+        match=" AND ".join(f"t.{k} = b.{k}" for k in spec.key),
+        json_types=", ".join(f"{_sql_string(c.name)}: {_sql_string(c.sql)}" for c in spec.columns),
+    )
+
+
+@contextmanager
+def _transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the block in one transaction: committed when it ends, rolled back when it raises."""
+    cur.execute("BEGIN")
+    try:
+        yield
+        cur.execute("COMMIT")
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+
+
 EAGER_ROWS = 100_000
 """Largest append whose calls are folded into `task_run_totals` at once; bigger ones (bulk loads) are caught up
 by the next `sync_run_totals` (the next read, or the next open), which costs one pass instead of one per batch."""
@@ -388,6 +417,12 @@ def _count(table: str) -> str:
 
 def _max_rowid(table: str) -> str:
     return f"SELECT coalesce(max(rowid), -1) FROM {table}"
+
+
+def _mark(table: str) -> str:
+    """The assignments that record `table` as it is now in `_run_totals_state` (`_WATERMARKS`)."""
+    count, rowid = _WATERMARKS[table]
+    return f"{count} = ({_count(table)}), {rowid} = ({_max_rowid(table)})"
 
 
 def _moved(table: str) -> str:
@@ -422,10 +457,8 @@ def _refresh_run_totals(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("COMMIT")
 
 
-_TOTALS_COLUMNS = (
-    "task_run_id, first_ts, last_ts, last_error_ts, calls, unpriced_calls, errors, tokens, cost, max_iteration, "
-    "workflow, team, user_id, customer, feature, mixed, status"
-)
+_TOTALS_COLUMNS = ", ".join(c.name for c in TASK_RUN_TOTALS)
+"""`task_run_totals`' columns (`schema.TASK_RUN_TOTALS`), as a select list."""
 
 
 class _Migrating:
@@ -494,9 +527,7 @@ def _catch_up(cur: duckdb.DuckDBPyConnection, lag: _Lag) -> None:
     if lag.credit:
         cur.execute("DELETE FROM outcome_credit")
         cur.execute(f"INSERT INTO outcome_credit {OUTCOME_CREDIT.format(where='TRUE')}")
-    marks = ", ".join(
-        f"{count} = ({_count(table)}), {rowid} = ({_max_rowid(table)})" for table, (count, rowid) in _WATERMARKS.items()
-    )
+    marks = ", ".join(_mark(table) for table in _WATERMARKS)
     cur.execute(f"UPDATE _run_totals_state SET events = ?, {marks}", [lag.events])
 
 
@@ -541,6 +572,6 @@ def _merge_runs(cur: duckdb.DuckDBPyConnection, source: str) -> None:
     cur.execute(f"CREATE TEMP TABLE _runs AS {_MERGED.format(partials=partials)}")
     try:
         cur.execute("DELETE FROM task_run_totals WHERE task_run_id IN (SELECT task_run_id FROM _runs WHERE stored)")
-        cur.execute(f"INSERT INTO task_run_totals SELECT {_TOTALS_COLUMNS} FROM _runs")
+        cur.execute(f"INSERT INTO task_run_totals ({_TOTALS_COLUMNS}) SELECT {_TOTALS_COLUMNS} FROM _runs")
     finally:
         cur.execute("DROP TABLE _runs")

@@ -261,7 +261,11 @@ RUN_TOTALS_COLUMNS = """
   cost DECIMAL(38,12), max_iteration INTEGER, workflow VARCHAR, team VARCHAR, user_id VARCHAR, customer VARCHAR,
   feature VARCHAR, mixed BOOLEAN NOT NULL, status VARCHAR
 """
-"""`schema.TASK_RUN_TOTALS` as a table (m005)."""
+"""`schema.TASK_RUN_TOTALS` as a table (m005).
+
+Spelled out, not derived from the schema: it is m005's DDL, and a migration must keep creating what it did
+whatever the schema says later. `tests/store/test_duckdb.py` checks that the table a fresh ledger gets and
+`schema.TASK_RUN_TOTALS` agree."""
 RUN_TOTALS_STATE_COLUMNS = """
   events BIGINT NOT NULL, task_runs BIGINT NOT NULL, task_runs_rowid BIGINT NOT NULL,
   outcomes BIGINT NOT NULL, outcomes_rowid BIGINT NOT NULL, links BIGINT NOT NULL, links_rowid BIGINT NOT NULL
