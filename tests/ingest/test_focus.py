@@ -210,7 +210,7 @@ def test_bad_rows_are_named_by_line_and_good_rows_kept(tmp_path: Path) -> None:
     assert errors[10] == "expected 20 fields as in the header, found 3"
     assert "is before ChargePeriodStart" in errors[11]
     assert errors[12].startswith("BilledCost is empty")
-    assert "too large for the ledger" in errors[13]
+    assert "exceeds the ledger's limit" in errors[13]
     assert errors[14].startswith("ProviderName is empty")
     assert str(report.errors[0]) == f"{path}:3: BilledCost is 'abc', expected a decimal number such as 12.34"
 
@@ -373,3 +373,17 @@ def test_the_cli_exits_2_when_nothing_could_be_read(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["import", "focus", str(path), "--ledger", str(tmp_path / "l.duckdb"), "-q"])
     assert result.exit_code == 2
     assert f"{path}:1: not a FOCUS cost and usage file" in " ".join(result.output.split())  # rich wraps lines
+
+
+@pytest.mark.parametrize("columnar", [True, False], ids=["columns", "rows"])
+def test_a_field_longer_than_the_csv_modules_default_limit_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, columnar: bool
+) -> None:
+    if not columnar:
+        monkeypatch.setattr(focus, "_csv_layout", lambda path: None)
+    long = "a long description, " * 10_000  # 200 KB: csv.field_size_limit() is 128 KB by default
+    path = _write(tmp_path / "bill.csv", _line(), _line(ChargeDescription=long, BilledCost="2"), _line(BilledCost="3"))
+    with DuckDBLedger() as ledger:
+        report = _import(ledger, path)
+        assert (report.rows, report.imported, report.rejected) == (3, 3, 0), report.errors
+        assert ledger.query_rows("SELECT line_item FROM billed_costs WHERE billed = 2") == [{"line_item": long}]

@@ -262,9 +262,10 @@ def test_columnar_prices_equal_the_pricer_row_by_row() -> None:
         output = rnd.randrange(3_000)
         counts.append((size, read, write, rnd.randrange(write + 1), output, rnd.randrange(output + 1)))
     grid = np.array(counts, dtype=np.int64).T.copy()
-    units, priced, sources, index = RateBook(pricer).price(
+    units, priced, sources, index, over = RateBook(pricer).price(
         pa.array(provider), pa.array(model), np.array(batch), np.array(ts, dtype=np.int64), grid
     )
+    assert over == {}  # every call here costs far less than the ledger holds
     for i in range(len(ts)):
         at = datetime.fromtimestamp(ts[i] / 1e6, UTC)
         result = pricer.price(model[i], TokenUsage(*counts[i]), provider=provider[i] or None, ts=at, batch=batch[i])

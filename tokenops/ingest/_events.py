@@ -21,12 +21,14 @@ that divides every boundary of the day's windows.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import orjson
@@ -35,6 +37,7 @@ import pyarrow.compute as pc
 from genai_prices.types import TimeOfDateConstraint
 
 from tokenops.events import Cost, TokenUsage
+from tokenops.ingest._rows import MAX_MONEY, RowError, too_costly
 from tokenops.pricing import Priced, Pricer
 from tokenops.pricing.catalog import Catalog
 from tokenops.store.schema import MONEY_ARROW, MONEY_QUANTUM, TABLES
@@ -79,6 +82,9 @@ _EPOCH = datetime(1970, 1, 1)
 _US = timedelta(microseconds=1)
 _PROBE = TokenUsage(23_457, 3_109, 2_003, 1_001, 4_111, 1_337)  # odd counts: any rate change moves the cost
 _DELTA = 1_000
+_NEAR_LIMIT = 0.999e18
+"""A cost bound (1e-12 USD, a float) below which a call's cost surely fits the ledger; above, it is checked exactly."""
+_MAX_UNITS = int(MAX_MONEY.scaleb(12))
 WHOLE = r"^[0-9]{0,18}$"
 """A count read in columns: up to 18 digits always fits int64; a longer one goes to the row path, which checks it."""
 _SCHEMA = TABLES["usage_events"].arrow_schema
@@ -220,7 +226,7 @@ class RateBook:
 
     def price(
         self, provider: pa.Array, model: pa.Array, batch: np.ndarray, ts: np.ndarray, counts: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, dict[int, Decimal]]:
         """Costs of many calls.
 
         Args:
@@ -231,7 +237,8 @@ class RateBook:
             counts: int64 [field, n], token counts in FIELDS order.
 
         Returns:
-            (int64 [component, n] cost in 1e-12 USD, bool [n] priced, price sources, int32 [n] source index).
+            (int64 [component, n] cost in 1e-12 USD, bool [n] priced, price sources, int32 [n] source index,
+            {row: cost} of the calls whose cost the ledger cannot hold, their `units` meaningless).
         """
         encoded = pc.binary_join_element_wise(provider, model, "\x1f").dictionary_encode()
         pair = encoded.indices.to_numpy().astype(np.int64)
@@ -265,8 +272,9 @@ class RateBook:
                 if column.any():
                     units[c] += counts[f] * column[inverse]
         row_priced, row_source = priced[inverse], source[inverse]
-        slow = np.flatnonzero(row_priced & (counts[0] > limit[inverse]))
-        for i in slow.tolist():
+        slow = row_priced & (counts[0] > limit[inverse])
+        over = _over(base, rates, inverse, counts, row_priced & ~slow)
+        for i in np.flatnonzero(slow).tolist():
             p, m = names[pair[i]]
             result = self.pricer.price(
                 m,
@@ -276,12 +284,46 @@ class RateBook:
                 batch=bool(batch[i]),
             )
             row_source[i] = sources.setdefault(result.source, len(sources))
-            if isinstance(result, Priced):
+            if not isinstance(result, Priced):
+                row_priced[i] = False
+            elif _fits(result.cost):
                 units[:, i] = cost_units(result.cost)
             else:
-                row_priced[i] = False
+                over[i] = result.cost.total
         units[:, ~row_priced] = 0
-        return units, row_priced, list(sources), row_source
+        return units, row_priced, list(sources), row_source, over
+
+
+def _over(
+    base: np.ndarray, rates: np.ndarray, inverse: np.ndarray, counts: np.ndarray, linear: np.ndarray
+) -> dict[int, Decimal]:
+    """{row: cost} of the `linear` rows whose cost the ledger cannot hold (their int64 dot product may wrap).
+
+    A float bound finds the few rows that may come near the limit; only those are added up exactly.
+    A cost that fits is exact in int64 even if a partial sum wrapped: the arithmetic is modulo 2^64.
+    """
+    bound = np.abs(base).sum(axis=1)[inverse].astype(np.float64)
+    per_token = np.abs(rates).sum(axis=2).astype(np.float64)  # [group, field]
+    for f in range(len(FIELDS)):
+        column = per_token[:, f]
+        if column.any():
+            bound += counts[f] * column[inverse]
+    over: dict[int, Decimal] = {}
+    for i in np.flatnonzero(linear & (bound >= _NEAR_LIMIT)).tolist():
+        g = int(inverse[i])
+        parts = [
+            int(base[g, c]) + sum(int(counts[f, i]) * int(rates[g, f, c]) for f in range(len(FIELDS)))
+            for c in range(len(COMPONENTS))
+        ]
+        if max(abs(sum(parts)), *map(abs, parts)) > _MAX_UNITS:
+            over[i] = units_decimal(sum(parts))
+    return over
+
+
+def _fits(cost: Cost) -> bool:
+    """Whether every component of a cost, and its total, fits the ledger's money columns."""
+    values = (cost.total, cost.input, cost.cache_read, cost.cache_write, cost.output, cost.other)
+    return all(abs(v) <= MAX_MONEY for v in values)
 
 
 def _scaled(input_tokens: int) -> TokenUsage:
@@ -400,16 +442,56 @@ def columns_of(rows: Sequence[tuple[object, ...]]) -> Columns:
     )
 
 
-def build_table(rows: Sequence[tuple[object, ...]], rates: RateBook, source: str) -> pa.Table:
-    """The `usage_events` table of parsed rows (tuples in `ROW` order), priced exactly."""
-    return event_table(columns_of(rows), rates, source)
+def build_table(
+    rows: Sequence[tuple[object, ...]], rates: RateBook, source: str, costly: dict[int, Decimal] | None = None
+) -> pa.Table:
+    """The `usage_events` table of parsed rows (tuples in `ROW` order), priced exactly (see `event_table`)."""
+    return event_table(columns_of(rows), rates, source, costly)
 
 
-def event_table(c: Columns, rates: RateBook, source: str) -> pa.Table:
-    """The `usage_events` table of parsed calls, priced exactly."""
+Numbered = tuple[int, tuple[object, ...]]
+"""A parsed row (in `ROW` order) with its line in the file."""
+
+
+def numbered_table(
+    rows: Sequence[Numbered], rates: RateBook, source: str, name: str, errors: list[RowError]
+) -> pa.Table | None:
+    """The `usage_events` table of parsed rows; a row costing more than the ledger holds is a RowError instead.
+
+    Args:
+        rows: (line, row) of each row, `row` as `build_table` takes it.
+        rates: Prices the rows.
+        source: The rows' `source`.
+        name: The file, for the errors.
+        errors: Where a row that costs too much is named (the list is kept in line order).
+    """
+    if not rows:
+        return None
+    costly: dict[int, Decimal] = {}
+    table = build_table([row for _, row in rows], rates, source, costly)
+    if costly:
+        errors.extend(RowError(name, rows[i][0], too_costly("cost", cost)) for i, cost in costly.items())
+        errors.sort(key=lambda error: error.line)
+    return table if table.num_rows else None
+
+
+def event_table(c: Columns, rates: RateBook, source: str, costly: dict[int, Decimal] | None = None) -> pa.Table:
+    """The `usage_events` table of parsed calls, priced exactly.
+
+    A call whose cost the ledger's DECIMAL(18,12) cannot hold is left out and added to `costly`
+    as {index: cost}, for the caller to name it as a bad row; without `costly` it is a ValueError.
+    """
     n = len(c.ts_us)
-    units, priced, sources, source_index = rates.price(c.provider, c.model, c.batch, c.ts_us, c.counts)
-    not_billed = np.asarray(pc.equal(c.status, "cached").to_numpy(zero_copy_only=False), dtype=bool)
+    units, priced, sources, source_index, over = rates.price(c.provider, c.model, c.batch, c.ts_us, c.counts)
+    not_billed = flags(pc.equal(c.status, "cached"))
+    over = {i: cost for i, cost in over.items() if not not_billed[i]}  # recorded at $0
+    if over:
+        if costly is None:
+            raise ValueError(f"{len(over)} call(s) cost more than the ledger holds; pass `costly` to leave them out")
+        costly.update(over)
+        keep = np.ones(n, dtype=bool)
+        keep[list(over)] = False
+        return event_table(kept(c, keep), rates, source)
     if not_billed.any():  # a proxy's cache hit: $0 to the provider, as the gateway records its own
         units[:, not_billed] = 0
         priced = priced | not_billed
@@ -417,7 +499,7 @@ def event_table(c: Columns, rates: RateBook, source: str) -> pa.Table:
         sources = [*sources, NOT_BILLED]
     source_array = pc.take(pa.array(sources, pa.string()), pa.array(source_index, pa.int32()))
     provider = c.provider
-    guessed = np.asarray(pc.equal(provider, "").to_numpy(zero_copy_only=False), dtype=bool)
+    guessed = flags(pc.equal(provider, ""))
     if guessed.any():  # the provider genai-prices billed the call to, else "unknown"
         billed = pa.array([_provider_of(s) for s in sources], pa.string())
         provider = pc.if_else(pa.array(guessed), pc.take(billed, pa.array(source_index, pa.int32())), provider)
@@ -455,6 +537,22 @@ def event_table(c: Columns, rates: RateBook, source: str) -> pa.Table:
     return pa.Table.from_arrays(list(arrays.values()), schema=_SCHEMA)
 
 
+def kept(columns: Columns, keep: np.ndarray) -> Columns:
+    """The rows of `columns` where `keep` is true."""
+    mask = pa.array(keep)
+    values = {
+        field.name: value[..., keep] if isinstance(value, np.ndarray) else value.filter(mask)
+        for field in dataclasses.fields(columns)
+        for value in (getattr(columns, field.name),)
+    }
+    return Columns(**values)
+
+
+def flags(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array (without nulls) as numpy."""
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def iso_times(values: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     """(microseconds, present) of ISO times ("" absent; no zone means UTC); None if any is not a time."""
     present = pc.not_equal(values, "")
@@ -484,7 +582,7 @@ def null_blank(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, ""), None, values)
 
 
-def per_distinct(values: pa.Array, function: Callable[[str], str]) -> pa.Array:
-    """`function` applied once per distinct value."""
+def per_distinct(values: pa.Array, function: Callable[[Any], str | None]) -> pa.Array:
+    """`function` applied once per distinct value (null stays null), as a string column."""
     encoded = values.dictionary_encode()
     return pc.take(pa.array([function(v) for v in encoded.dictionary.to_pylist()], pa.string()), encoded.indices)

@@ -25,7 +25,6 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -36,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from tokenops.ingest import _focus_columns as cols
+from tokenops.ingest._events import flags, ts_us
 from tokenops.ingest._rows import Chunk
 
 SOURCE = "import:focus"
@@ -58,8 +58,6 @@ _ESCAPED = r'["\\\x00-\x1f]'
 _ARN = "(foundation-model|inference-profile|provisioned-model|custom-model)/"
 _AI = "bedrock|openai|vertex ai|gemini|anthropic|claude|foundry"
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _TEXT = pa.string()
 _NULL_TEXT = pa.scalar(None, _TEXT)
 _MONEY_TYPE = pa.decimal128(18, 12)
@@ -149,9 +147,9 @@ def parse_batch(batch: pa.RecordBatch, plan: Plan) -> Parsed:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             raw.append(pc.fill_null(column.cast(_TEXT), ""))  # "" is a null to the row path too
             continue
-        texts, flags = _typed_texts(name, column, plan.memo.setdefault(f"typed:{name}", {}))
+        texts, flagged = _typed_texts(name, column, plan.memo.setdefault(f"typed:{name}", {}))
         raw.append(texts)
-        odd |= flags
+        odd |= flagged
     columns = _Columns(plan, raw, odd)
     usual = columns.keep
     if not usual.any():
@@ -178,12 +176,12 @@ def _typed_texts(name: str, column: pa.Array, memo: dict[str, Sequence[object]])
                 if key is not None:
                     seen[key] = cell
             found.append(cell)
-        texts, flags = pa.array([t for t, _ in found], _TEXT), pa.array([o for _, o in found], pa.bool_())
+        texts, flagged = pa.array([t for t, _ in found], _TEXT), pa.array([o for _, o in found], pa.bool_())
     else:
         work = partial(_typed_cell, name)
-        texts, flags = _each(encoded.dictionary, work, [_TEXT, pa.bool_()], memo)
-        texts, flags = pc.take(texts, encoded.indices), pc.take(flags, encoded.indices)
-    odd = np.asarray(pc.fill_null(flags, False).to_numpy(zero_copy_only=False), dtype=bool)
+        texts, flagged = _each(encoded.dictionary, work, [_TEXT, pa.bool_()], memo)
+        texts, flagged = pc.take(texts, encoded.indices), pc.take(flagged, encoded.indices)
+    odd = flags(pc.fill_null(flagged, False))
     return pc.fill_null(texts, ""), odd
 
 
@@ -327,10 +325,10 @@ class _Columns:
 
     def _odd(self, name: str, per_value: pa.Array) -> None:
         """Mark the lines whose `name` cell is one of the values flagged (null counts as flagged)."""
-        flags = pc.fill_null(per_value, True)
-        if pc.any(flags).as_py():
-            rows = pc.take(flags, self.indices[name])
-            self.unusual |= np.asarray(rows.to_numpy(zero_copy_only=False), dtype=bool)
+        flagged = pc.fill_null(per_value, True)
+        if pc.any(flagged).as_py():
+            rows = pc.take(flagged, self.indices[name])
+            self.unusual |= flags(rows)
 
     def _each(
         self, name: str, values: pa.Array, work: Callable[[str], Sequence[object]], kinds: list[pa.DataType]
@@ -380,7 +378,7 @@ class _Columns:
         for name in ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd"):
             self._odd(name, pc.is_null(values[name]))
         start, end = (self.rows(values[name], name) for name in ("ChargePeriodStart", "ChargePeriodEnd"))
-        self.unusual |= np.asarray(pc.fill_null(pc.less(end, start), False).to_numpy(zero_copy_only=False), dtype=bool)
+        self.unusual |= flags(pc.fill_null(pc.less(end, start), False))
         self._odd("BillingCurrency", pc.invert(pc.match_substring_regex(texts["BillingCurrency"], "^[A-Za-z]{3}$")))
         categories = pa.array(list(cols.CHARGE_CATEGORIES.values()))
         self._odd("ChargeCategory", pc.invert(pc.is_in(texts["ChargeCategory"], value_set=categories)))
@@ -391,11 +389,11 @@ class _Columns:
         else:
             named = self.text("ProviderName")
         self.provider = _per_value(named, lambda v: [cols.provider_id(v)], [pa.string()])[0]
-        self.unusual |= np.asarray(pc.is_null(self.provider).to_numpy(zero_copy_only=False), dtype=bool)
+        self.unusual |= flags(pc.is_null(self.provider))
         maybe = np.zeros(self.n, dtype=bool)  # lines `model_name` may find a model in: Python guesses
         if "ResourceId" in texts:
             arn = pc.fill_null(pc.match_substring_regex(texts["ResourceId"], _ARN), False)
-            maybe |= np.asarray(self.rows(arn, "ResourceId").to_numpy(zero_copy_only=False), dtype=bool)
+            maybe |= flags(self.rows(arn, "ResourceId"))
         if "ServiceName" in texts:
             service = texts["ServiceName"]
             ai = pc.fill_null(
@@ -404,12 +402,12 @@ class _Columns:
                 ),
                 False,
             )
-            maybe |= np.asarray(self.rows(ai, "ServiceName").to_numpy(zero_copy_only=False), dtype=bool)
+            maybe |= flags(self.rows(ai, "ServiceName"))
         column = self.plan.model_column
         self.model = self.text(column) if column is not None else None
         """The model column's value by line, if the file has one (else the line has no model or is unusual)."""
         if self.model is not None:
-            maybe &= np.asarray(pc.is_null(self.model).to_numpy(zero_copy_only=False), dtype=bool)
+            maybe &= flags(pc.is_null(self.model))
         self.unusual |= maybe
 
     def rows(self, per_value: pa.Array, name: str) -> pa.Array:
@@ -540,7 +538,7 @@ def _instant(name: str, value: str) -> tuple[str | None, int | None, bool]:
     except ValueError:
         return None, None, True
     assert instant is not None
-    return instant.isoformat(), (instant - _EPOCH) // _US, False
+    return instant.isoformat(), ts_us(instant), False
 
 
 def _tag_pieces(value: str, keys: list[str]) -> list[object]:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from tokenops.ingest._events import FIELDS, Columns, iso_times, null_blank
+from tokenops.ingest._events import FIELDS, Columns, flags, iso_times, null_blank, per_distinct
 from tokenops.ingest._rows import SINGLE_JSON, Chunk
 
 _COUNT = pa.float64()  # Langfuse's ClickHouse export writes counts as 12.0; whole values are checked below
@@ -94,7 +94,7 @@ def parse_chunk(chunk: Chunk, conn: duckdb.DuckDBPyConnection, providers: Mappin
     col = {name: table[name].combine_chunks() for name in table.column_names}
     kind = col["type"]
     generation = pc.fill_null(pc.equal(kind, "GENERATION"), True)
-    unusual = np.asarray(kind.is_null().to_numpy(zero_copy_only=False), dtype=bool)  # `"type": null` is skipped
+    unusual = flags(kind.is_null())  # `"type": null` is skipped
     request_id, model = _trimmed(col["id"]), _trimmed(col["model"])
     unusual |= _blank(request_id) | _blank(model)
     start, end, first = (iso_times(_trimmed(col[name])) for name in ("startTime", "endTime", "completionStartTime"))
@@ -109,7 +109,7 @@ def parse_chunk(chunk: Chunk, conn: duckdb.DuckDBPyConnection, providers: Mappin
     own.append(_piece("trace_id", _trimmed(col["traceId"])))
     for piece in own:
         unusual |= piece[1]
-    keep = ~unusual & np.asarray(generation.to_numpy(zero_copy_only=False), dtype=bool)
+    keep = ~unusual & flags(generation)
     lines = np.flatnonzero(unusual).tolist()
     if not keep.any():
         return Parsed(None, lines)
@@ -151,12 +151,12 @@ def _trimmed(values: pa.Array) -> pa.Array:
 
 
 def _blank(values: pa.Array) -> np.ndarray:
-    return np.asarray(pc.equal(values, "").to_numpy(zero_copy_only=False), dtype=bool)
+    return flags(pc.equal(values, ""))
 
 
 def _numbers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(values with 0 for null, present)."""
-    present = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    present = flags(values.is_valid())
     return np.nan_to_num(values.to_numpy(zero_copy_only=False).astype(np.float64)), present
 
 
@@ -164,8 +164,8 @@ def _counts(col: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray]:
     """Token counts in FIELDS order as `event_row` adds them up, and the rows it should read itself."""
     details, legacy = col["usageDetails"], col["usage"]
     d = {key: _numbers(pc.struct_field(details, key)) for key in _DETAILS}
-    has_details = np.asarray(details.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    has_legacy = np.asarray(legacy.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    has_details = flags(details.is_valid())
+    has_legacy = flags(legacy.is_valid())
     legacy_in, legacy_out = (_numbers(pc.struct_field(legacy, key)) for key in ("input", "output"))
     # an object with none of the keys read ({} or only `total`) is where "no usage" is told apart: Python decides
     unusual = has_details & ~np.logical_or.reduce([present for _, present in d.values()])
@@ -202,18 +202,14 @@ def _counts(col: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray]:
 def _cost(details: pa.Array) -> pa.Array:
     """`repr` of `costDetails.total` as `event_row` writes it; "" where there is none, null where unsure."""
     total = pc.struct_field(details, "total")
-    encoded = total.dictionary_encode()
-    texts = []
-    for value in encoded.dictionary.to_pylist():
-        texts.append(None if float(value).is_integer() else repr(value))  # 1 or 1.0 in the file? Python reads it
-    shown = pc.take(pa.array(texts, pa.string()), encoded.indices)
+    shown = per_distinct(total, lambda value: None if float(value).is_integer() else repr(value))  # 1 or 1.0? Python
     return pc.if_else(total.is_null(), "", shown)
 
 
 def _piece(key: str, values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """`"key":"value"` per row (null where the value is ""), and rows Python must serialise (null or escaped)."""
     escaped = pc.fill_null(pc.match_substring_regex(values, _ESCAPED), True)
-    odd = np.asarray(escaped.to_numpy(zero_copy_only=False), dtype=bool)
+    odd = flags(escaped)
     prefix = orjson.dumps(key).decode() + ':"'
     text = pc.binary_join_element_wise(prefix, null_blank(values), '"', "")
     return text, odd
@@ -264,7 +260,7 @@ def _metadata(chunk: Chunk, conn: duckdb.DuckDBPyConnection, providers: Mapping[
             column.append(value)
     index = encoded.indices
     arrays = [pc.take(pa.array(column, pa.string()), index) for column in values[:9]]
-    unusual = np.asarray(pc.take(pa.array(odd, pa.bool_()), index).to_numpy(zero_copy_only=False), dtype=bool)
+    unusual = flags(pc.take(pa.array(odd, pa.bool_()), index))
     provider, api_key_id, user_id, team, customer = arrays[:5]
     return _Meta(provider, api_key_id, user_id, team, customer, arrays[5:9], unusual)
 

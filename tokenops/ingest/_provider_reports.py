@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenops.events import Cost, TokenUsage
-from tokenops.ingest._rows import MAX_COUNT, Batch, Record, RowError, open_text
+from tokenops.ingest._rows import MAX_COUNT, Batch, Record, RowError, money_problem, open_text, too_many
 from tokenops.pricing import Priced, Pricer
 
 BATCH_ROWS = 5_000
@@ -100,10 +100,19 @@ def _page_rows(
             batch.errors.append(item)
             continue
         try:
-            batch.records.append(convert(item))
+            batch.records.append(checked(convert, item))
         except Bad as exc:
             batch.errors.append(RowError(name, item.line, str(exc)))
     return count
+
+
+def checked(convert: Callable[[Result], Record], result: Result) -> Record:
+    """`convert(result)`, raising `Bad` when its money does not fit the ledger (not a crashed import)."""
+    record = convert(result)
+    problem = money_problem(record)
+    if problem:
+        raise Bad(problem)
+    return record
 
 
 def line_rows(name: str, number: int, text: str | bytes, span: Span, convert: Convert, batch: Batch) -> int:
@@ -295,7 +304,7 @@ def whole(row: Mapping[str, Any], key: str, where: str, *, required: bool = True
     if value < 0:
         raise Bad(f"{where}.{key} is {value}, expected a whole number >= 0")
     if value > MAX_COUNT:
-        raise Bad(f"{where}.{key} is {value}, more than the ledger holds (2^63 - 1); expected a whole number")
+        raise Bad(too_many(f"{where}.{key}", value))
     return value
 
 

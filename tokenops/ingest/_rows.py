@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -28,6 +29,8 @@ from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLice
 
 MAX_COUNT = 2**63 - 1
 """The largest token count the ledger holds (BIGINT): a bigger one is a bad row, not a crashed import."""
+MAX_MONEY = Decimal("999999.999999999999")
+"""The largest amount of money the ledger holds (DECIMAL(18,12)): a bigger one is a bad row, not a crashed import."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -158,6 +161,36 @@ class Importer(Protocol):
     def read(self, path: Path) -> Iterator[Batch]:
         """Stream one file as batches, in constant memory."""
         ...
+
+
+def too_many(name: str, value: int) -> str:
+    """The reason a count beyond `MAX_COUNT` is a bad row."""
+    return f"{name} is {value}, more than the ledger holds (2^63 - 1); expected a whole number of tokens"
+
+
+def too_costly(name: str, value: Decimal) -> str:
+    """The reason an amount beyond `MAX_MONEY` (either sign) is a bad row."""
+    return (
+        f"{name} {value:f} exceeds the ledger's limit: it stores amounts below 1,000,000 (DECIMAL(18,12)); "
+        "check the row's amounts and token counts"
+    )
+
+
+def money_problem(record: Record) -> str | None:
+    """Why a record's money does not fit the ledger (`too_costly`), or None."""
+    amounts: list[tuple[str, Decimal | None]] = []
+    if isinstance(record, UsageEvent | ProviderUsage) and record.cost is not None:
+        cost = record.cost
+        amounts = [("cost", cost.total), *((f"cost.{name}", getattr(cost, name)) for name in _COST_PARTS)]
+    elif isinstance(record, BilledCost):
+        amounts = [("billed", record.billed), ("effective", record.effective), ("list_cost", record.list_cost)]
+    for name, value in amounts:
+        if value is not None and abs(value) > MAX_MONEY:
+            return too_costly(name, value)
+    return None
+
+
+_COST_PARTS = ("input", "cache_read", "cache_write", "output", "other")
 
 
 def stable_id(source: str, *parts: object) -> str:
@@ -329,7 +362,7 @@ def csv_records(opened: Opened, path: Path) -> tuple[list[str], Iterator[tuple[i
     A record with the wrong number of fields is a RowError; blank lines are skipped. Header names
     are stripped; values are kept as written.
     """
-    reader = csv.reader(opened.text)
+    reader = _reader(opened.text)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -339,12 +372,33 @@ def csv_records(opened: Opened, path: Path) -> tuple[list[str], Iterator[tuple[i
 
 def chunk_records(chunk: Chunk, width: int, path: Path) -> Iterator[tuple[int, list[str]] | RowError]:
     """The CSV records of a chunk (header already read) as (line, values), as `csv_records` gives them."""
-    return _records(csv.reader(chunk.text()), width, str(path), chunk.first_line - 1)
+    return _records(_reader(chunk.text()), width, str(path), chunk.first_line - 1)
+
+
+FIELD_LIMIT = 1 << 30
+"""Longest CSV field read, in characters: the csv module's default (128 KB) is shorter than many a
+logged prompt, response or tag list. A longer field is a bad row."""
+
+
+def _reader(text: IO[str]) -> Any:
+    """A csv reader that takes fields up to `FIELD_LIMIT` long."""
+    # The limit is the csv module's one process-wide setting: raise it, never lower it.
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
+    return csv.reader(text)
 
 
 def _records(reader: Any, width: int, name: str, offset: int = 0) -> Iterator[tuple[int, list[str]] | RowError]:
     line = offset + reader.line_num + 1
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a field beyond FIELD_LIMIT: the reader goes on after the record
+            yield RowError(name, line, f"not readable as CSV: {exc}")
+            line = offset + reader.line_num + 1
+            continue
         if len(values) != width:
             if values:  # a blank line is not a row
                 yield RowError(name, line, f"expected {width} fields as in the header, found {len(values)}")
@@ -383,16 +437,21 @@ def coalesced(batches: Iterable[Batch], rows: int) -> Iterator[Batch]:
     Every ledger append checks keys against the whole table: fewer, larger appends of a big import
     are much cheaper than many small ones.
     """
-    pending: list[Batch] = []
-    count = 0
-    for batch in batches:
-        pending.append(batch)
-        count += batch.rows
-        if count >= rows:
-            yield _merged(pending)
-            pending, count = [], 0
+    return map(_merged, grouped(batches, rows, lambda batch: batch.rows))
+
+
+def grouped(items: Iterable[T], rows: int, count: Callable[[T], int]) -> Iterator[list[T]]:
+    """Consecutive items in lists of at least `rows` input rows (but the last), `count(item)` rows each."""
+    pending: list[T] = []
+    total = 0
+    for item in items:
+        pending.append(item)
+        total += count(item)
+        if total >= rows:
+            yield pending
+            pending, total = [], 0
     if pending:
-        yield _merged(pending)
+        yield pending
 
 
 def _merged(batches: list[Batch]) -> Batch:

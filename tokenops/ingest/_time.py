@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from tokenops.ingest._rows import Batch, Record, RowError, csv_rows, open_text
+from tokenops.ingest._rows import MAX_MONEY, Batch, Record, RowError, csv_rows, open_text, too_costly
 
 DateOrder = Literal["dmy", "mdy"]
 ENV_PREFIX = "TOKENOPS_INGEST__TIME__"
@@ -258,7 +258,10 @@ def parse_money(text: str, label: str) -> Decimal:
         raise BadValue(f"{label} is {text!r}; a cost cannot be negative")
     if not _MONEY.fullmatch(value):
         raise BadValue(f"{label} is {text!r}, expected an amount in USD such as 85.50 (use '.' for decimals)")
-    return Decimal(value.removeprefix("$"))
+    amount = Decimal(value.removeprefix("$"))
+    if amount > MAX_MONEY:
+        raise BadValue(too_costly(label, amount))
+    return amount
 
 
 def parse_instant(text: str, label: str, zone: tzinfo = UTC) -> datetime:

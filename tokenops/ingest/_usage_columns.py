@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -41,12 +41,13 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from tokenops.events import ProviderUsage
-from tokenops.ingest._events import decimal_array
+from tokenops.ingest._events import decimal_array, flags, ts_us
 from tokenops.ingest._provider_reports import (
     Bad,
     BucketPricer,
     Result,
     Span,
+    checked,
     is_json_lines,
     line_rows,
     read_report,
@@ -64,8 +65,6 @@ SAFE_COUNT = 1 << 53
 """Counts at or above this are left to Python (sums of them could overflow 64 bits)."""
 _MAX_UNITS = 1e17
 """Costs (in 1e-12 USD) from here up are left to Python: the ledger's DECIMAL(18,12) ends at 1e18."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _SCHEMA = TABLES["provider_usage"].arrow_schema
 _NULL_OBJECT = re.compile(rb'"object"\s*:\s*null')
 """`json` tells `"object": null` from an absent `object` (a page or bucket default); Arrow does not."""
@@ -372,7 +371,7 @@ def _python(
             start, end = layout.span(bucket, where)
             try:
                 slow.batch.records.append(
-                    convert(Result(line, f"{where}.results[{r}]", start, end, bucket["results"][r]))
+                    checked(convert, Result(line, f"{where}.results[{r}]", start, end, bucket["results"][r]))
                 )
             except Bad as exc:
                 slow.batch.errors.append(RowError(name, line, str(exc)))
@@ -415,9 +414,9 @@ def _span(bucket: dict[str, object], span: Span, starts: dict[int, datetime]) ->
         start, end = span(bucket, "")
     except Bad:
         return None
-    start_us = (start - _EPOCH) // _US
+    start_us = ts_us(start)
     starts[start_us] = start
-    return start_us, (end - _EPOCH) // _US, int(start.timestamp()), int(end.timestamp())
+    return start_us, ts_us(end), int(start.timestamp()), int(end.timestamp())
 
 
 def _costs(
@@ -560,11 +559,6 @@ def distinct_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray
 def _other(values: pa.Array, expected: str) -> np.ndarray:
     """Rows with a value other than `expected` (null is the default, fine)."""
     return flags(pc.fill_null(pc.not_equal(values, expected), False))
-
-
-def flags(values: pa.Array) -> np.ndarray:
-    """A boolean Arrow array as numpy (without nulls)."""
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _np(values: pa.Array) -> np.ndarray:

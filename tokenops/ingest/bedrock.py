@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,26 @@ import pyarrow.json as pj
 from tokenops.ingest._events import (
     FIELDS,
     Columns,
+    Numbered,
     RateBook,
-    build_table,
     event_table,
+    numbered_table,
     parse_ts,
+    per_distinct,
     tags_json,
     usage_problem,
 )
-from tokenops.ingest._rows import MAX_COUNT, SINGLE_JSON, Batch, Chunk, RowError, coalesced, in_order, line_chunks
+from tokenops.ingest._rows import (
+    MAX_COUNT,
+    SINGLE_JSON,
+    Batch,
+    Chunk,
+    RowError,
+    coalesced,
+    in_order,
+    line_chunks,
+    too_many,
+)
 from tokenops.pricing import Pricer
 
 NAME = "bedrock"
@@ -102,13 +115,16 @@ def _chunk(chunk: Chunk, path: Path, rates: RateBook) -> Batch:
     columns = fast_columns(chunk)
     if columns is None:
         return _slow(chunk, path, rates)
-    table = event_table(columns, rates, SOURCE)
+    costly: dict[int, Decimal] = {}
+    table = event_table(columns, rates, SOURCE, costly)
+    if costly:  # the line by line path names them
+        return _slow(chunk, path, rates)
     return Batch(tables={"usage_events": table}, rows=table.num_rows, bytes_read=chunk.position)
 
 
 def _slow(chunk: Chunk, path: Path, rates: RateBook) -> Batch:
     """Line by line: every bad record named, the good ones kept."""
-    rows: list[tuple[object, ...]] = []
+    rows: list[Numbered] = []
     errors: list[RowError] = []
     count = 0
     for number, text in enumerate(chunk.text(), start=chunk.first_line):
@@ -116,12 +132,13 @@ def _slow(chunk: Chunk, path: Path, rates: RateBook) -> Batch:
             continue
         count += 1
         try:
-            rows.append(event_row(orjson.loads(text)))
+            rows.append((number, event_row(orjson.loads(text))))
         except orjson.JSONDecodeError as exc:
             errors.append(RowError(str(path), number, f"not valid JSON: {exc.msg} at column {exc.colno}"))
         except Invalid as exc:
             errors.append(RowError(str(path), number, str(exc)))
-    tables = {"usage_events": build_table(rows, rates, SOURCE)} if rows else {}
+    table = numbered_table(rows, rates, SOURCE, str(path), errors)
+    tables = {"usage_events": table} if table is not None else {}
     return Batch(tables=tables, errors=errors, rows=count, bytes_read=chunk.position)
 
 
@@ -265,13 +282,12 @@ def _with_request_metadata(tags: pa.Array, chunk: Chunk) -> pa.Array:
 def _tag_column(account: pa.Array, region: pa.Array) -> pa.Array:
     """`{"account_id": ..., "region": ...}` per row, sorted and serialised as `build_table` does."""
     joined = pc.binary_join_element_wise(pc.fill_null(account, "\x00"), pc.fill_null(region, "\x00"), "\x1f")
-    encoded = joined.dictionary_encode()
-    texts = []
-    for item in encoded.dictionary.to_pylist():
-        values = zip(("account_id", "region"), item.split("\x1f"), strict=True)
-        tags = {k: v.strip() for k, v in values if v != "\x00" and v.strip()}
-        texts.append(orjson.dumps(tags, option=orjson.OPT_SORT_KEYS).decode() if tags else None)
-    return pc.take(pa.array(texts, pa.string()), encoded.indices)
+    return per_distinct(joined, _tags_text)
+
+
+def _tags_text(joined: str) -> str | None:
+    values = zip(("account_id", "region"), joined.split("\x1f"), strict=True)
+    return tags_json({k: v.strip() for k, v in values if v != "\x00" and v.strip()})
 
 
 def _blank_to_null(values: pa.Array) -> pa.Array:
@@ -314,7 +330,7 @@ def _count(parent: dict[str, Any], where: str, name: str, required: bool) -> int
         return 0
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         if value > MAX_COUNT:
-            raise Invalid(f"{where}.{name} is {value}, more than the ledger holds (2^63 - 1); expected a whole number")
+            raise Invalid(too_many(f"{where}.{name}", value))
         return value
     raise Invalid(f"{where}.{name} is {value!r}, expected a whole number of tokens >= 0")
 

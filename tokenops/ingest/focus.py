@@ -44,15 +44,18 @@ from tokenops.events import BilledCost
 from tokenops.ingest import _focus_columns as cols
 from tokenops.ingest._focus_arrow import Plan, cost_ids, parse_batch, parse_chunk
 from tokenops.ingest._rows import (
+    MAX_MONEY,
     Batch,
     Chunk,
     RowError,
     chunk_records,
     csv_rows,
+    grouped,
     in_order,
     line_chunks,
     open_text,
     stable_id,
+    too_costly,
 )
 
 BATCH_ROWS: Final = 10_000
@@ -66,9 +69,6 @@ PARQUET_ROWS: Final = 16_384
 
 APPEND_ROWS: Final = 50_000
 """Lines per ledger append on the columnar path (chunks are merged up to it)."""
-
-MONEY_LIMIT: Final = Decimal("1e6")
-"""Amounts the ledger column DECIMAL(18,12) can hold are below this in absolute value."""
 
 QUANTITY_LIMIT: Final = Decimal("1e22")
 """Quantities the ledger column DECIMAL(28,6) can hold are below this in absolute value."""
@@ -359,15 +359,7 @@ def _assembled(parts: Iterator[_Part]) -> Iterator[Batch]:
     """Parts merged into batches of about `APPEND_ROWS` lines, copies numbered across the whole file."""
     occurrences = _Occurrences()
     try:
-        pending: list[_Part] = []
-        count = 0
-        for part in parts:
-            pending.append(part)
-            count += part.rows
-            if count >= APPEND_ROWS:
-                yield _assemble(pending, occurrences)
-                pending, count = [], 0
-        if pending:
+        for pending in grouped(parts, APPEND_ROWS, lambda part: part.rows):  # as `coalesced` groups batches
             yield _assemble(pending, occurrences)
     finally:
         occurrences.close()
@@ -530,8 +522,8 @@ def _money(typed: dict[str, Decimal | datetime], column: str, *, required: bool 
     assert value is None or isinstance(value, Decimal)  # a NUMBERS column
     if value is None and required:
         raise ValueError(f"{column} is empty; FOCUS requires it on every line (0 for free usage)")
-    if value is not None and abs(value) >= MONEY_LIMIT:
-        raise ValueError(f"{column} {value} is too large for the ledger, which stores amounts below 1,000,000")
+    if value is not None and abs(value) > MAX_MONEY:
+        raise ValueError(too_costly(column, value))
     return value
 
 

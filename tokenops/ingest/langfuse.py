@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from tokenops.ingest._events import RateBook, build_table, event_table, parse_ts, usage_problem
+from tokenops.ingest._events import Numbered, RateBook, event_table, numbered_table, parse_ts, usage_problem
 from tokenops.ingest._langfuse_columns import parse_chunk
 from tokenops.ingest._rows import (
     MAX_COUNT,
@@ -45,6 +46,7 @@ from tokenops.ingest._rows import (
     in_order,
     line_chunks,
     open_text,
+    too_many,
 )
 from tokenops.pricing import Pricer
 
@@ -87,7 +89,7 @@ class LangfuseImporter:
 
 def _read_items(items: Iterator[Item], path: Path, rates: RateBook) -> Iterator[Batch]:
     """Observations one by one (a whole `.json` document)."""
-    rows: list[tuple[object, ...]] = []
+    rows: list[Numbered] = []
     errors: list[RowError] = []
     count, position = 0, 0
     for item, position in items:
@@ -97,18 +99,18 @@ def _read_items(items: Iterator[Item], path: Path, rates: RateBook) -> Iterator[
             continue
         count += _observe(item[0], item[1], path, rows, errors)
         if count >= BATCH_ROWS:
-            yield _batch(rows, errors, count, position, rates)
+            yield _batch(path, rows, errors, count, position, rates)
             rows, errors, count = [], [], 0
     if count:
-        yield _batch(rows, errors, count, position, rates)
+        yield _batch(path, rows, errors, count, position, rates)
 
 
-def _observe(line: int, observation: Any, path: Path, rows: list[tuple[object, ...]], errors: list[RowError]) -> int:
+def _observe(line: int, observation: Any, path: Path, rows: list[Numbered], errors: list[RowError]) -> int:
     """Read one observation into `rows` or `errors`; 1 if it counts as a row, 0 for a span or event."""
     if isinstance(observation, dict) and observation.get("type", GENERATION) != GENERATION:
         return 0  # a span or an event: not a model call
     try:
-        rows.append(event_row(observation))
+        rows.append((line, event_row(observation)))
     except Invalid as exc:
         errors.append(RowError(str(path), line, str(exc)))
     return 1
@@ -122,24 +124,28 @@ def _chunks(path: Path, rates: RateBook) -> Iterator[Batch]:
 
 def _chunk(chunk: Chunk, path: Path, rates: RateBook, conn: duckdb.DuckDBPyConnection) -> Batch:
     parsed = parse_chunk(chunk, conn, PROVIDERS)
-    rows: list[tuple[object, ...]] = []
+    rows: list[Numbered] = []
     errors: list[RowError] = []
-    if parsed is None:
+    costly: dict[int, Decimal] = {}
+    parts = (
+        [event_table(parsed.columns, rates, SOURCE, costly)]
+        if parsed is not None and parsed.columns is not None
+        else []
+    )
+    if parsed is None or costly:  # line by line, which names a row that costs too much
         count = _slow(chunk, path, rows, errors)
-        return _batch(rows, errors, count, chunk.position, rates)
+        return _batch(path, rows, errors, count, chunk.position, rates)
     lines = chunk.data.split(b"\n") if parsed.unusual else []
-    count = 0
+    count = parts[0].num_rows if parts else 0
     for index in parsed.unusual:
         count += _line(chunk.first_line + index, lines[index], path, rows, errors)
-    parts = [event_table(parsed.columns, rates, SOURCE)] if parsed.columns is not None else []
-    count += parts[0].num_rows if parts else 0
-    if rows:
-        parts.append(build_table(rows, rates, SOURCE))
+    if (table := numbered_table(rows, rates, SOURCE, str(path), errors)) is not None:
+        parts.append(table)
     tables = {"usage_events": pa.concat_tables(parts)} if parts else {}
     return Batch(tables=tables, errors=errors, rows=count, bytes_read=chunk.position)
 
 
-def _slow(chunk: Chunk, path: Path, rows: list[tuple[object, ...]], errors: list[RowError]) -> int:
+def _slow(chunk: Chunk, path: Path, rows: list[Numbered], errors: list[RowError]) -> int:
     """Line by line, as `jsonl_rows` reads a file: every bad line named, the good ones kept."""
     count = 0
     for number, text in enumerate(chunk.text(), start=chunk.first_line):
@@ -148,7 +154,7 @@ def _slow(chunk: Chunk, path: Path, rows: list[tuple[object, ...]], errors: list
     return count
 
 
-def _line(number: int, text: str | bytes, path: Path, rows: list[tuple[object, ...]], errors: list[RowError]) -> int:
+def _line(number: int, text: str | bytes, path: Path, rows: list[Numbered], errors: list[RowError]) -> int:
     """One line of JSON lines, as `_observe` counts it."""
     try:
         observation = orjson.loads(text)
@@ -158,8 +164,11 @@ def _line(number: int, text: str | bytes, path: Path, rows: list[tuple[object, .
     return _observe(number, observation, path, rows, errors)
 
 
-def _batch(rows: list[tuple[object, ...]], errors: list[RowError], count: int, position: int, rates: RateBook) -> Batch:
-    tables = {"usage_events": build_table(rows, rates, SOURCE)} if rows else {}
+def _batch(
+    path: Path, rows: list[Numbered], errors: list[RowError], count: int, position: int, rates: RateBook
+) -> Batch:
+    table = numbered_table(rows, rates, SOURCE, str(path), errors)
+    tables = {"usage_events": table} if table is not None else {}
     return Batch(tables=tables, errors=errors, rows=count, bytes_read=position)
 
 
@@ -284,9 +293,7 @@ def _count(value: object, name: str) -> int:
         value = int(value)  # Langfuse's ClickHouse export writes counts as 12.0
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         if value > MAX_COUNT:
-            raise Invalid(
-                f"{name} is {value}, more than the ledger holds (2^63 - 1); expected a whole number of tokens"
-            )
+            raise Invalid(too_many(name, value))
         return value
     raise Invalid(f"{name} is {value!r}, expected a whole number of tokens >= 0")
 

@@ -15,38 +15,30 @@ re-import (or the same row from the CSV and the table) is one ledger row.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from tokenops.ingest._events import (
-    FIELDS,
-    WHOLE,
     Columns,
+    Numbered,
     RateBook,
-    build_table,
     event_table,
-    iso_times,
-    null_blank,
+    numbered_table,
     parse_ts,
-    per_distinct,
-    tags_json,
     ts_us,
     usage_problem,
-    whole_numbers,
 )
-from tokenops.ingest._litellm_metadata import read_metadata, tag_texts
+from tokenops.ingest._litellm_columns import Extras, RowPath
+from tokenops.ingest._litellm_columns import fast_columns as parse_columns
 from tokenops.ingest._rows import (
     MAX_COUNT,
     READER_CONFIG,
@@ -62,6 +54,7 @@ from tokenops.ingest._rows import (
     shown,
     table_records,
     table_size,
+    too_many,
 )
 from tokenops.pricing import Pricer
 
@@ -164,16 +157,19 @@ class LiteLLMImporter:
         )
         if columns is None or found is None:
             return _slow(chunk, header, path, rates)
-        rows: list[tuple[object, ...]] = []
+        costly: dict[int, Decimal] = {}
+        parts = [event_table(columns, rates, SOURCE, costly)] if len(columns.ts_us) else []
+        if costly:  # record by record, which names a row that costs too much
+            return _slow(chunk, header, path, rates)
+        rows: list[Numbered] = []
         errors: list[RowError] = []
         for line, record in found:  # the rows Arrow is not sure of, read as the record-by-record path reads them
             try:
-                rows.append(event_row(record))
+                rows.append((line, event_row(record)))
             except Invalid as exc:
                 errors.append(RowError(str(path), line, str(exc)))
-        parts = [event_table(columns, rates, SOURCE)] if len(columns.ts_us) else []
-        if rows:
-            parts.append(build_table(rows, rates, SOURCE))
+        if (table := numbered_table(rows, rates, SOURCE, str(path), errors)) is not None:
+            parts.append(table)
         tables = {"usage_events": pa.concat_tables(parts)} if parts else {}
         count = len(columns.ts_us) + len(unusual)
         return Batch(tables=tables, errors=errors, rows=count, bytes_read=chunk.position)
@@ -182,14 +178,14 @@ class LiteLLMImporter:
         """Stream the spend-logs table at a `postgresql://` URL (`?table=schema.name` to pick it)."""
         name, rates = shown(location), RateBook(self.pricer)
         for chunk, first in table_records(location, TABLE, COLUMNS, REQUIRED, BATCH_ROWS, "startTime"):
-            rows: list[tuple[object, ...]] = []
+            rows: list[Numbered] = []
             errors: list[RowError] = []
             for offset, record in enumerate(chunk):
                 try:
-                    rows.append(event_row(record))
+                    rows.append((first + offset, event_row(record)))
                 except Invalid as exc:
                     errors.append(RowError(name, first + offset, str(exc)))
-            yield _batch(rows, errors, len(chunk), first + len(chunk) - 1, rates)
+            yield _batch(name, rows, errors, len(chunk), first + len(chunk) - 1, rates)
 
     def location_size(self, location: str) -> int:
         """Rows in the table (PostgreSQL's estimate when it has one): progress is counted in rows."""
@@ -202,7 +198,7 @@ class LiteLLMImporter:
 def _slow(chunk: Chunk, header: list[str], path: Path, rates: RateBook) -> Batch:
     """Record by record: every bad row named by its line, the good ones kept."""
     index = {name: i for i, name in enumerate(header) if name in COLUMNS}
-    rows: list[tuple[object, ...]] = []
+    rows: list[Numbered] = []
     errors: list[RowError] = []
     count = 0
     for item in chunk_records(chunk, len(header), path):
@@ -212,10 +208,10 @@ def _slow(chunk: Chunk, header: list[str], path: Path, rates: RateBook) -> Batch
             continue
         line, values = item
         try:
-            rows.append(event_row({k: values[i] for k, i in index.items()}))
+            rows.append((line, event_row({k: values[i] for k, i in index.items()})))
         except Invalid as exc:
             errors.append(RowError(str(path), line, str(exc)))
-    return _batch(rows, errors, count, chunk.position, rates)
+    return _batch(str(path), rows, errors, count, chunk.position, rates)
 
 
 def _records_at(
@@ -252,8 +248,11 @@ def _line_records(chunk: Chunk, line: bytes, i: int, width: int, path: Path) -> 
     return list(chunk_records(Chunk(line + b"\n", chunk.first_line + i, 1, chunk.position), width, path))
 
 
-def _batch(rows: list[tuple[object, ...]], errors: list[RowError], count: int, position: int, rates: RateBook) -> Batch:
-    tables = {"usage_events": build_table(rows, rates, SOURCE)} if rows else {}
+def _batch(
+    name: str, rows: list[Numbered], errors: list[RowError], count: int, position: int, rates: RateBook
+) -> Batch:
+    table = numbered_table(rows, rates, SOURCE, name, errors)
+    tables = {"usage_events": table} if table is not None else {}
     return Batch(tables=tables, errors=errors, rows=count, bytes_read=position)
 
 
@@ -303,9 +302,6 @@ def event_row(record: dict[str, Any]) -> tuple[object, ...]:
     )
 
 
-Extras = tuple[int, int, int, str, str | None, str | None, str | None, dict[str, str] | None]
-
-
 def extras(record: dict[str, Any]) -> Extras:
     """What comes out of `metadata` and the small columns around it (shared by both CSV paths).
 
@@ -348,9 +344,7 @@ def _count(value: object, name: str) -> int:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         if value > MAX_COUNT:
-            raise Invalid(
-                f"{name} is {value}, more than the ledger holds (2^63 - 1); expected a whole number of tokens"
-            )
+            raise Invalid(too_many(name, value))
         return value
     if value is None or value == "":
         return 0  # schema.prisma: @default(0)
@@ -461,196 +455,13 @@ def fast_columns(
 ) -> Columns | None:
     """A chunk of the CSV parsed by Arrow into columns; None when it needs the record-by-record path.
 
-    Only `metadata` and the small columns `extras` reads are handled row by row (shared with the
-    slow path); everything else is vectorised. A row Arrow reads but is not sure of (an empty id,
-    a count or time that is not plainly one, malformed JSON...) makes the result None, unless
-    `unusual` is given: the row is then left out of the columns and its 0-based index appended
-    to `unusual`, for `event_row` to read (and name what is wrong with it).
+    See `_litellm_columns.fast_columns`: a row it is not sure of is left to `event_row` (its
+    0-based index appended to `unusual`), or makes the result None without `unusual`.
     """
-    wanted = [h for h in header if h in COLUMNS]
-    try:
-        table = pcsv.read_csv(
-            pa.BufferReader(chunk.data),  # not a Python file: Arrow reads it without the GIL
-            read_options=pcsv.ReadOptions(column_names=header, use_threads=False),  # serial: see READER_CONFIG
-            parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(wanted, pa.string()),
-                include_columns=wanted,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid:
-        return None
-    n = table.num_rows
-    if not n:
-        return None
-    blank = pa.array(np.full(n, "", dtype=object), pa.string())
-
-    def col(name: str) -> pa.Array:
-        return pc.utf8_trim_whitespace(table[name].combine_chunks()) if name in table.column_names else blank
-
-    odd = np.zeros(n, dtype=bool)
-    request_id, model, group = col("request_id"), col("model"), col("model_group")
-    model = pc.if_else(pc.equal(model, ""), group, model)
-    odd |= _true(pc.equal(request_id, "")) | _true(pc.equal(model, ""))
-    start, end, first = (_times(col(name), odd) for name in ("startTime", "endTime", "completionStartTime"))
-    prompt, completion = _counts(col("prompt_tokens"), odd), _counts(col("completion_tokens"), odd)
-    if start is None or end is None or first is None or prompt is None or completion is None:
-        return None
-    odd |= ~start[1]
-    small = {name: col(name) for name in _EXTRAS if name != "metadata"}
-    small["metadata"] = table["metadata"].combine_chunks() if "metadata" in table.column_names else blank
-    if conn is None:
-        with duckdb.connect(config=READER_CONFIG) as own:
-            found = _metadata(small, own, odd)
-    else:
-        found = _metadata(small, conn, odd)
-    if found is None:
-        return None
-    read, write, reasoning, status, error_type, meta_user, meta_team, tags = found
-    counts = np.zeros((len(FIELDS), n), dtype=np.int64)
-    counts[0], counts[1], counts[2], counts[4], counts[5] = prompt, read, write, completion, reasoning
-    odd |= ((counts[1] + counts[2]) > counts[0]) | (counts[5] > counts[4])  # `event_row` says which and why
-    if odd.any() and unusual is None:
-        return None
-    provider, model = _provider_models(col("custom_llm_provider"), model)
-    latency = np.where(end[1] & (end[0] >= start[0]), (end[0] - start[0]) / 1000, np.nan)
-    streamed = first[1] & ~(end[1] & (first[0] == end[0])) & (first[0] >= start[0])
-    ttft = np.where(streamed, (first[0] - start[0]) / 1000, np.nan)
-    columns = Columns(
-        request_id=request_id,
-        ts_us=start[0],
-        provider=provider,
-        model=model,
-        model_requested=pc.if_else(pc.or_(pc.equal(group, ""), pc.equal(group, model)), None, group),
-        operation=per_distinct(pc.if_else(pc.equal(col("call_type"), ""), "completion", col("call_type")), _operation),
-        counts=counts,
-        batch=np.zeros(n, dtype=bool),
-        status=status,
-        error_type=error_type,
-        latency_ms=pa.array(latency, pa.float64(), from_pandas=True),
-        ttft_ms=pa.array(ttft, pa.float64(), from_pandas=True),
-        api_key_id=null_blank(col("api_key")),
-        user_id=pc.coalesce(null_blank(col("user")), meta_user),
-        team=pc.coalesce(null_blank(col("team_id")), meta_team),
-        customer=null_blank(col("end_user")),
-        tags=tags,
-    )
-    if not odd.any():
-        return columns
-    assert unusual is not None
-    unusual.extend(np.flatnonzero(odd).tolist())
-    return _kept(columns, ~odd)
+    return parse_columns(chunk, header, _ROW_PATH, conn, unusual)
 
 
-def _true(values: pa.Array) -> np.ndarray:
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
-
-
-_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
-"""The time shapes left to Arrow when some value of a column is not a time: the others are `odd` rows."""
-
-
-def _times(values: pa.Array, odd: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """`iso_times`, with the values it cannot read marked `odd` (and read as absent)."""
-    found = iso_times(values)
-    if found is not None:
-        return found
-    bad = pc.and_(pc.not_equal(values, ""), pc.invert(pc.match_substring_regex(values, _ISO)))
-    odd |= _true(bad)
-    return iso_times(pc.if_else(bad, "", values))
-
-
-def _counts(values: pa.Array, odd: np.ndarray) -> np.ndarray | None:
-    """`whole_numbers`, with the values that are not one marked `odd` (and read as 0)."""
-    found = whole_numbers(values)
-    if found is not None:
-        return found
-    bad = pc.invert(pc.match_substring_regex(values, WHOLE))
-    odd |= _true(bad)
-    return whole_numbers(pc.if_else(bad, "", values))
-
-
-def _kept(columns: Columns, keep: np.ndarray) -> Columns:
-    """The rows of `columns` where `keep` is true."""
-    mask = pa.array(keep)
-    values = {
-        field.name: value[..., keep] if isinstance(value, np.ndarray) else value.filter(mask)
-        for field in dataclasses.fields(columns)
-        for value in (getattr(columns, field.name),)
-    }
-    return Columns(**values)
-
-
-_EXTRAS = ("metadata", "request_tags", "spend", "session_id", "status", "cache_hit")
-
-
-def _metadata(small: dict[str, pa.Array], conn: duckdb.DuckDBPyConnection, odd: np.ndarray) -> tuple[Any, ...] | None:
-    """`extras` for every row: DuckDB reads the usual metadata shape, `extras` the rest (and says what is wrong).
-
-    A row `extras` rejects, or whose metadata is not JSON, is marked `odd` (its values here are meaningless).
-    None when DuckDB cannot read the metadata even so: the record-by-record path names the rows.
-    """
-    got = read_metadata(small["metadata"], conn, odd)
-    if got is None:
-        return None
-    text = {name: null_blank(pc.utf8_trim_whitespace(got[name].combine_chunks())) for name in _METADATA_TEXTS}
-    status_text = pc.utf8_lower(pc.coalesce(null_blank(small["status"]), text["status"], pa.scalar("success")))
-    simple = pc.and_(got["simple"].combine_chunks(), pc.not_equal(status_text, "failure"))
-    status = pc.if_else(pc.equal(pc.utf8_lower(small["cache_hit"]), "true"), "cached", "ok")
-    counts = [got[name].to_numpy().astype(np.int64) for name in ("read", "write", "reasoning")]
-    request_tags = _valid_tags(small["request_tags"], odd)
-    try:
-        tags = tag_texts(
-            got["custom"].combine_chunks(), request_tags, text["alias"], small["spend"], small["session_id"], _tag_pairs
-        )
-    except Invalid:
-        return None
-    columns = [status, pa.nulls(len(status), pa.string()), text["user"], text["team"], tags]
-    unusual = np.flatnonzero(~_true(simple) & ~odd).tolist()
-    if not unusual:
-        return (*counts, *columns)
-    rows = {name: small[name].to_pylist() for name in _EXTRAS}
-    lists = [column.to_pylist() for column in columns]
-    for i in unusual:
-        try:
-            more = extras({name: rows[name][i] for name in _EXTRAS})
-        except Invalid:
-            odd[i] = True
-            continue
-        counts[0][i], counts[1][i], counts[2][i] = more[0], more[1], more[2]
-        for values, value in zip(lists, (*more[3:7], tags_json(more[7])), strict=True):
-            values[i] = value
-    return (*counts, *(pa.array(values, pa.string()) for values in lists))
-
-
-def _valid_tags(request_tags: pa.Array, odd: np.ndarray) -> pa.Array:
-    """`request_tags` with the malformed lists marked `odd` (and read as none)."""
-    encoded = request_tags.dictionary_encode()
-    bad = []
-    for text in encoded.dictionary.to_pylist():
-        try:
-            _tag_pairs(text) if text else None
-        except Invalid:
-            bad.append(True)
-        else:
-            bad.append(False)
-    if not any(bad):
-        return request_tags
-    rows = pc.take(pa.array(bad), encoded.indices)
-    odd |= _true(rows)
-    return pc.if_else(rows, "", request_tags)
-
-
-_METADATA_TEXTS = ("status", "user", "team", "alias")
-
-
-def _provider_models(providers: pa.Array, models: pa.Array) -> tuple[pa.Array, pa.Array]:
-    encoded = pc.binary_join_element_wise(providers, models, "\x1f").dictionary_encode()
-    pairs = [_provider_model(*key.split("\x1f", 1)) for key in encoded.dictionary.to_pylist()]
-    provider = pc.take(pa.array([p for p, _ in pairs], pa.string()), encoded.indices)
-    return provider, pc.take(pa.array([m for _, m in pairs], pa.string()), encoded.indices)
+_ROW_PATH = RowPath(COLUMNS, extras, _operation, _provider_model, _tag_pairs, Invalid)
 
 
 IMPORTER = LiteLLMImporter()

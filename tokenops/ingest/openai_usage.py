@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenops.events import ProviderUsage
+from tokenops.ingest._events import flags
 from tokenops.ingest._provider_reports import (
     Bad,
     BucketPricer,
@@ -39,7 +40,7 @@ from tokenops.ingest._provider_reports import (
     whole,
 )
 from tokenops.ingest._rows import Batch, stable_id
-from tokenops.ingest._usage_columns import Layout, Read, Results, counts, flags, id_text, read_usage, tags
+from tokenops.ingest._usage_columns import Layout, Read, Results, counts, id_text, read_usage, tags
 from tokenops.pricing import Pricer
 
 NAME = "openai-usage"

@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tokenops.events import Outcome
-from tokenops.ingest._rows import Batch
+from tokenops.ingest._rows import MAX_MONEY, Batch, too_costly
 from tokenops.ingest._time import BadValue, Columns, Field, parse_instant, person_key, read_csv
 
 FIELDS = (
@@ -51,6 +51,9 @@ def _outcome(cols: Columns, row: Mapping[str, str]) -> Outcome:
     raw_value = cols.get(row, "value")
     if raw_value is not None and not _VALUE.fullmatch(raw_value):
         raise BadValue(f"{cols.label('value')} is {raw_value!r}, expected an amount in USD such as 42.50")
+    value = Decimal(raw_value) if raw_value is not None else None
+    if value is not None and abs(value) > MAX_MONEY:
+        raise BadValue(too_costly(cols.label("value"), value))
     runs = split_ids(cols.get(row, "task_run_ids"))
     person = cols.get(row, "person")
     if not runs and person is None:
@@ -62,7 +65,7 @@ def _outcome(cols: Columns, row: Mapping[str, str]) -> Outcome:
         outcome_id=cols.need(row, "outcome_id"),
         ts=parse_instant(cols.need(row, "ts"), cols.label("ts")),
         outcome_type=cols.need(row, "outcome_type"),
-        value=Decimal(raw_value) if raw_value is not None else None,
+        value=value,
         task_run_ids=runs,
         workflow=cols.get(row, "workflow"),
         person=person_key(person) if person is not None else None,
