@@ -61,6 +61,12 @@ def _call(client: httpx.Client, method: str, path: str, body: object = None) -> 
     return data
 
 
+def _send(server: str | None, admin_key: str, config: Path | None, method: str, path: str, body: object = None) -> None:
+    """One admin API request; print the policies in force it answers with."""
+    with _client(server, admin_key, config) as client:
+        _print(_call(client, method, path, body))
+
+
 def _print(view: dict[str, Any]) -> None:
     origin = view["origin"]
     where = f"admin version {view['version']} saved by {view['saved_by']} at {view['saved_at']}"
@@ -82,8 +88,7 @@ def _limits(max_usd: Decimal | None, max_tokens: int | None, warn_at: Decimal) -
 @app.command()
 def show(server: ServerOption = None, admin_key: AdminKeyOption = "", config: ConfigOption = None) -> None:
     """Print the policies in force (JSON) and where they came from."""
-    with _client(server, admin_key, config) as client:
-        _print(_call(client, "GET", "/api/admin/policies"))
+    _send(server, admin_key, config, "GET", "/api/admin/policies")
 
 
 @app.command()
@@ -110,8 +115,7 @@ def task(
         "downgrade_at": str(downgrade_at),
         **_limits(max_usd, max_tokens, warn_at),
     }
-    with _client(server, admin_key, config) as client:
-        _print(_call(client, "PUT", f"/api/admin/policies/task_budgets/{name}", body))
+    _send(server, admin_key, config, "PUT", f"/api/admin/policies/task_budgets/{name}", body)
 
 
 @app.command()
@@ -138,8 +142,7 @@ def quota(
         "on_exceed": on_exceed,
         **_limits(max_usd, max_tokens, warn_at),
     }
-    with _client(server, admin_key, config) as client:
-        _print(_call(client, "PUT", f"/api/admin/policies/quotas/{name}", body))
+    _send(server, admin_key, config, "PUT", f"/api/admin/policies/quotas/{name}", body)
 
 
 @app.command("rate-limit")
@@ -156,8 +159,7 @@ def rate_limit(
 ) -> None:
     """Add or replace a requests/tokens-per-minute limit."""
     body = {"scope": scope, "match": match, "workflow": workflow, "requests_per_minute": rpm, "tokens_per_minute": tpm}
-    with _client(server, admin_key, config) as client:
-        _print(_call(client, "PUT", f"/api/admin/policies/rate_limits/{name}", body))
+    _send(server, admin_key, config, "PUT", f"/api/admin/policies/rate_limits/{name}", body)
 
 
 @app.command()
@@ -169,8 +171,7 @@ def remove(
     config: ConfigOption = None,
 ) -> None:
     """Remove one named policy."""
-    with _client(server, admin_key, config) as client:
-        _print(_call(client, "DELETE", f"/api/admin/policies/{kind.replace('-', '_')}/{name}"))
+    _send(server, admin_key, config, "DELETE", f"/api/admin/policies/{kind.replace('-', '_')}/{name}")
 
 
 @app.command()
@@ -187,12 +188,10 @@ def apply(
     except (OSError, ValueError) as exc:
         raise fail(f"cannot read {str(file)!r}: {exc}") from exc
     policies = data.get("guard", data) if isinstance(data, dict) else data
-    with _client(server, admin_key, config) as client:
-        _print(_call(client, "PUT", "/api/admin/policies", policies))
+    _send(server, admin_key, config, "PUT", "/api/admin/policies", policies)
 
 
 @app.command()
 def reset(server: ServerOption = None, admin_key: AdminKeyOption = "", config: ConfigOption = None) -> None:
     """Drop the admin's changes: the config file's [guard] policies apply again."""
-    with _client(server, admin_key, config) as client:
-        _print(_call(client, "DELETE", "/api/admin/policies"))
+    _send(server, admin_key, config, "DELETE", "/api/admin/policies")

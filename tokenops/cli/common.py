@@ -1,4 +1,4 @@
-"""Pieces every command shares: settings, filters, and reading a ledger a server may hold."""
+"""Pieces every command shares: settings, options, filters, and reading a ledger a server may hold."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, overload
 
 import typer
 from rich.console import Console
 
-from tokenops.analytics.spend import Filters
+from tokenops.analytics.spend import GRAINS, Filters
 from tokenops.config import Settings, load_settings
 from tokenops.errors import ConfigError
 from tokenops.store import Ledger, is_server_ledger, open_ledger
@@ -28,6 +28,10 @@ UserOption = Annotated[str | None, typer.Option(help="Only this user.")]
 CustomerOption = Annotated[str | None, typer.Option(help="Only this customer.")]
 SinceOption = Annotated[datetime | None, typer.Option(help="From this date/time (UTC unless given).")]
 UntilOption = Annotated[datetime | None, typer.Option(help="Up to (excluding) this date/time.")]
+GrainOption = Annotated[str | None, typer.Option(help=f"Time bucket: {', '.join(GRAINS)}.")]
+PeriodOption = Annotated[
+    str, typer.Option(help="START..END, ISO dates or times (END excluded), e.g. 2026-09-01..2026-10-01.")
+]
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -44,10 +48,36 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
         raise fail(str(exc)) from exc
 
 
-def _utc(value: datetime | None) -> datetime | None:
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
+@overload
+def utc(value: datetime | None) -> datetime | None: ...
+def utc(value: datetime | None) -> datetime | None:
+    """A date/time option in UTC: one given without a zone is taken as UTC."""
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def period(text: str, name: str) -> tuple[datetime, datetime]:
+    """`START..END` (a `PeriodOption` named `name`) -> two UTC datetimes; a clear error otherwise."""
+    start, sep, end = text.partition("..")
+    try:
+        if not sep:
+            raise ValueError
+        first, last = (utc(datetime.fromisoformat(t.strip())) for t in (start, end))
+    except ValueError as exc:
+        raise fail(f"--{name} {text!r} is not START..END, e.g. 2026-09-01..2026-10-01") from exc
+    if last <= first:
+        raise fail(f"--{name} {text!r} ends before it starts")
+    return first, last
+
+
+def dimensions(by: str) -> list[str]:
+    """The dimensions of a comma-separated `--by`."""
+    return [d for d in by.split(",") if d]
 
 
 def make_filters(
@@ -62,8 +92,8 @@ def make_filters(
 ) -> Filters:
     """Filters from command-line options."""
     return Filters(
-        start=_utc(since),
-        end=_utc(until),
+        start=utc(since),
+        end=utc(until),
         team=team,
         workflow=workflow,
         model=model,
@@ -100,3 +130,13 @@ def reading(settings: Settings) -> Iterator[Ledger]:
         yield ledger
     finally:
         ledger.close()
+
+
+@contextmanager
+def querying(settings: Settings) -> Iterator[Ledger]:
+    """`reading`, with an analysis's ValueError (a bad --by, --grain ...) shown as an error, exit 2."""
+    with reading(settings) as ledger:
+        try:
+            yield ledger
+        except ValueError as exc:
+            raise fail(str(exc)) from exc

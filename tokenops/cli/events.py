@@ -27,7 +27,7 @@ from tokenops.cli.common import (
     reading,
     settings_from,
 )
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit
 from tokenops.config import Settings
 from tokenops.store.rows import event_row
 
@@ -98,7 +98,7 @@ def query(
     since: SinceOption = None,
     until: UntilOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many calls, newest first.")] = 50,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")] = Format.table,
+    fmt: FormatOption = Format.table,
     config: ConfigOption = None,
     ledger: LedgerOption = None,
     server: ServerOption = None,

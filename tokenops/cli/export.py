@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from tokenops.cli.common import ConfigOption, LedgerOption, SinceOption, UntilOption, fail, reading, settings_from
+from tokenops.cli.common import ConfigOption, LedgerOption, SinceOption, UntilOption, fail, reading, settings_from, utc
 from tokenops.export import UnsupportedFormat, export_focus
 
 app = typer.Typer(help="Export the ledger in formats other tools read.", no_args_is_help=True)
@@ -70,9 +70,7 @@ def _period(month: str | None, since: datetime | None, until: datetime | None) -
         return start, end
     if since is None:
         raise fail("say which period to export: --month YYYY-MM, or --since DATE [--until DATE]")
-    start = since if since.tzinfo else since.replace(tzinfo=UTC)
-    end = until or datetime.now(UTC)
-    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    start, end = utc(since), utc(until or datetime.now(UTC))
     if end <= start:
         raise fail(f"--until {end:%Y-%m-%d %H:%M} is not after --since {start:%Y-%m-%d %H:%M}")
     return start, end

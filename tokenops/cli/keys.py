@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import pyarrow as pa
 import typer
 from rich.console import Console
 
 from tokenops.cli.common import ConfigOption, fail, settings_from
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit, rows_table
 from tokenops.gateway.keys import Role
 from tokenops.web.app import key_store
 
@@ -39,7 +38,7 @@ def create(
 
 @app.command("list")
 def list_keys(
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")] = Format.table,
+    fmt: FormatOption = Format.table,
     config: ConfigOption = None,
 ) -> None:
     """List keys (ids and owners; secrets are never shown)."""
@@ -56,8 +55,7 @@ def list_keys(
         }
         for k in keys
     ]
-    table = pa.Table.from_pylist(rows) if rows else pa.table({"key_id": pa.array([], pa.string())})
-    emit(table, fmt, title="gateway keys")
+    emit(rows_table(rows, empty_column="key_id"), fmt, title="gateway keys")
 
 
 @app.command()

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 
 from tokenops.cli.common import fail
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit
 from tokenops.errors import TokenopsError
 from tokenops.store import Ledger, is_server_ledger, open_ledger
 from tokenops.store.schema import TABLES, Table
@@ -202,7 +202,7 @@ def migrate(
         ),
     ],
     batch_rows: Annotated[int, typer.Option(help="Rows per batch.", min=1)] = BATCH_ROWS,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")] = Format.table,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Copy a ledger into another backend (DuckDB, PostgreSQL, ClickHouse); safe to re-run, verified afterwards.
 

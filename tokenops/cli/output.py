@@ -1,13 +1,16 @@
-"""Printing results the way the user asked: a rich table, CSV or JSON."""
+"""Printing results the way the user asked (`--format`): a rich table, CSV or JSON."""
 
 from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
 import pyarrow as pa
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -20,6 +23,9 @@ class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")]
 
 
 def _cell(value: object) -> str:
@@ -40,11 +46,21 @@ def _csv(value: object) -> object:
     return decimal_text(value) if isinstance(value, Decimal) else value
 
 
+def rows_table(rows: Sequence[Mapping[str, object]], *, empty_column: str = "result") -> pa.Table:
+    """Rows as an Arrow table; no rows as an empty `empty_column` (Arrow cannot infer a schema from none)."""
+    return pa.Table.from_pylist(rows) if rows else pa.table({empty_column: pa.array([], pa.string())})
+
+
+def emit_json(content: object) -> None:
+    """Print any JSON-able value, indented, with money exact."""
+    sys.stdout.write(dumps(content, indent=True).decode() + "\n")
+
+
 def emit(table: pa.Table, fmt: Format, *, title: str | None = None, console: Console | None = None) -> None:
     """Print an Arrow table in `fmt` (CSV and JSON keep money exact)."""
     rows = table.to_pylist()
     if fmt is Format.json:
-        sys.stdout.write(dumps(rows, indent=True).decode() + "\n")
+        emit_json(rows)
         return
     if fmt is Format.csv:
         writer = csv.writer(sys.stdout)

@@ -18,7 +18,7 @@ from tokenops.cli.common import (
     reading,
     settings_from,
 )
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit
 from tokenops.web.responses import decimal_text
 
 TABLE_COLUMNS = {
@@ -43,7 +43,7 @@ def reconcile(
     since: SinceOption = None,
     until: UntilOption = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider (openai, anthropic ...).")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")] = Format.table,
+    fmt: FormatOption = Format.table,
     config: ConfigOption = None,
     ledger: LedgerOption = None,
 ) -> None:

@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 
-from tokenops.analytics.spend import DIMENSIONS, GRAINS, spend_by, tokens_per_task
+from tokenops.analytics.spend import DIMENSIONS, spend_by, tokens_per_task
 from tokenops.cli import report_anomalies, report_cfo, report_kpis, report_planning, report_yield
 from tokenops.cli.common import (
     ConfigOption,
     CustomerOption,
+    GrainOption,
     LedgerOption,
     ModelOption,
     SinceOption,
@@ -18,21 +19,20 @@ from tokenops.cli.common import (
     UntilOption,
     UserOption,
     WorkflowOption,
-    fail,
+    dimensions,
     make_filters,
-    reading,
+    querying,
     settings_from,
 )
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit
 
 app = typer.Typer(help="Reports over the ledger.", no_args_is_help=True)
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")]
 
 
 @app.command()
 def spend(
     by: Annotated[str, typer.Option(help=f"Comma-separated dimensions: {', '.join(DIMENSIONS)}.")] = "team",
-    grain: Annotated[str | None, typer.Option(help=f"Time bucket: {', '.join(GRAINS)}.")] = None,
+    grain: GrainOption = None,
     team: TeamOption = None,
     workflow: WorkflowOption = None,
     model: ModelOption = None,
@@ -49,11 +49,8 @@ def spend(
     filters = make_filters(
         since=since, until=until, team=team, workflow=workflow, model=model, user=user, customer=customer
     )
-    with reading(settings) as store:
-        try:
-            table = spend_by(store, [d for d in by.split(",") if d], grain=grain, filters=filters)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings) as store:
+        table = spend_by(store, dimensions(by), grain=grain, filters=filters)
     emit(table, fmt, title=f"spend by {by}" + (f" per {grain}" if grain else ""))
 
 
@@ -68,12 +65,8 @@ def tasks(
     ledger: LedgerOption = None,
 ) -> None:
     """Tokens and cost per task run, by workflow."""
-    settings = settings_from(config, ledger=ledger)
-    with reading(settings) as store:
-        try:
-            table = tokens_per_task(store, quantile=quantile, filters=make_filters(since=since, until=until, team=team))
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings_from(config, ledger=ledger)) as store:
+        table = tokens_per_task(store, quantile=quantile, filters=make_filters(since=since, until=until, team=team))
     emit(table, fmt, title="tokens per task run")
 
 

@@ -17,12 +17,11 @@ from tokenops.cli.common import (
     UntilOption,
     fail,
     make_filters,
-    reading,
+    querying,
     settings_from,
 )
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit
 
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")]
 SCHEMA = pa.schema(
     [
         ("start", pa.timestamp("us", tz="UTC")),
@@ -82,11 +81,8 @@ def anomalies_command(
     window = make_filters(since=since, until=until, team=team)
     if window.start is not None and window.end is not None and window.end <= window.start:
         raise fail("--until must be after --since")
-    with reading(settings) as store:
-        try:
-            found = find_incidents(store, by, since=window.start, until=window.end, team=window.team)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings) as store:
+        found = find_incidents(store, by, since=window.start, until=window.end, team=window.team)
     emit(incidents_table(found, with_text=fmt is not Format.table), fmt, title=f"spend anomalies by {by}")
     if fmt is Format.table:
         for incident in found:

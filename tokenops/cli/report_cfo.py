@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tokenops.cli.common import ConfigOption, LedgerOption, fail, reading, settings_from
+from tokenops.cli.common import ConfigOption, LedgerOption, TeamOption, fail, querying, settings_from
 from tokenops.pricing import Pricer
 from tokenops.report import PdfError, month_bounds, month_figures, print_pdf, render_cfo
 from tokenops.report.value import value_figures
@@ -16,7 +16,7 @@ from tokenops.report.value import value_figures
 def cfo(
     month: Annotated[str, typer.Option("--month", help="Calendar month (UTC), YYYY-MM.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write it: a .pdf or .html file.")],
-    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    team: TeamOption = None,
     config: ConfigOption = None,
     ledger: LedgerOption = None,
 ) -> None:
@@ -29,21 +29,13 @@ def cfo(
     except ValueError as exc:
         raise fail(str(exc)) from exc
     settings = settings_from(config, ledger=ledger)
-    with reading(settings) as store:
-        try:
-            figures = month_figures(
-                store, month, Pricer(settings.pricing.overrides), settings.guard.task_budgets, team=team
-            )
-            value = value_figures(
-                store,
-                figures.start,
-                figures.end,
-                team=team,
-                policies=settings.guard,
-                overrides=settings.pricing.overrides,
-            )
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings) as store:
+        figures = month_figures(
+            store, month, Pricer(settings.pricing.overrides), settings.guard.task_budgets, team=team
+        )
+        value = value_figures(
+            store, figures.start, figures.end, team=team, policies=settings.guard, overrides=settings.pricing.overrides
+        )
     html = render_cfo(figures, value)
     if suffix == ".pdf":
         try:

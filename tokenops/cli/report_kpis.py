@@ -3,60 +3,42 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Annotated
 
 import pyarrow as pa
 import typer
 
 from tokenops.analytics.kpis import KPI_DIMENSIONS, kpis
-from tokenops.analytics.spend import GRAINS
 from tokenops.analytics.unit_economics import OUTCOME_DIMENSIONS, cost_per_outcome, outcome_variance, variance_table
 from tokenops.cli.common import (
     ConfigOption,
     CustomerOption,
+    GrainOption,
     LedgerOption,
     ModelOption,
+    PeriodOption,
     SinceOption,
     TeamOption,
     UntilOption,
     UserOption,
     WorkflowOption,
-    fail,
+    dimensions,
     make_filters,
-    reading,
+    period,
+    querying,
     settings_from,
 )
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit
 
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")]
 TABLE_COLUMNS = (
     *("cost", "unpriced_events", "cost_per_completed_task", "tokens_per_task", "input_output_ratio", "cache_hit_rate"),
     *("retry_rate", "iterations_per_task", "escalation_rate", "value_per_cost"),
 )
-PeriodOption = Annotated[
-    str, typer.Option(help="START..END, ISO dates or times (END excluded), e.g. 2026-09-01..2026-10-01.")
-]
-
-
-def period(text: str, name: str) -> tuple[datetime, datetime]:
-    """`START..END` -> two UTC datetimes; a clear error otherwise."""
-    start, sep, end = text.partition("..")
-    try:
-        if not sep:
-            raise ValueError
-        bounds = [datetime.fromisoformat(t.strip()) for t in (start, end)]
-    except ValueError as exc:
-        raise fail(f"--{name} {text!r} is not START..END, e.g. 2026-09-01..2026-10-01") from exc
-    first, last = (b if b.tzinfo else b.replace(tzinfo=UTC) for b in bounds)
-    if last <= first:
-        raise fail(f"--{name} {text!r} ends before it starts")
-    return first, last
 
 
 def kpis_command(
     by: Annotated[str, typer.Option(help=f"Comma-separated dimensions: {', '.join(KPI_DIMENSIONS)}.")] = "workflow",
-    grain: Annotated[str | None, typer.Option(help=f"Time bucket: {', '.join(GRAINS)}.")] = None,
+    grain: GrainOption = None,
     team: TeamOption = None,
     workflow: WorkflowOption = None,
     model: ModelOption = None,
@@ -73,11 +55,8 @@ def kpis_command(
     filters = make_filters(
         since=since, until=until, team=team, workflow=workflow, model=model, user=user, customer=customer
     )
-    with reading(settings) as store:
-        try:
-            table = kpis(store, [d for d in by.split(",") if d], grain=grain, filters=filters)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings) as store:
+        table = kpis(store, dimensions(by), grain=grain, filters=filters)
     if fmt is Format.table:  # the headline KPIs fit a terminal; csv and json carry every column
         keys = [c for c in table.column_names if c == "period" or c in KPI_DIMENSIONS]
         table = table.select(keys + [c for c in TABLE_COLUMNS if c in table.column_names])
@@ -100,12 +79,8 @@ def outcomes_command(
     ledger: LedgerOption = None,
 ) -> None:
     """Cost per outcome = cost per token x tokens per task x tasks per outcome."""
-    settings = settings_from(config, ledger=ledger)
-    with reading(settings) as store:
-        try:
-            table = cost_per_outcome(store, by, make_filters(since=since, until=until, team=team, workflow=workflow))
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings_from(config, ledger=ledger)) as store:
+        table = cost_per_outcome(store, by, make_filters(since=since, until=until, team=team, workflow=workflow))
     if fmt is Format.table:  # a cost per token reads as $0.0; per million tokens it is legible
         i = table.column_names.index("cost_per_token")
         shown = [None if v is None else f"{v * 1_000_000:,.4f}" for v in table.column(i).to_pylist()]
@@ -129,11 +104,8 @@ def variance_command(
     (a_start, a_end), (b_start, b_end) = period(before, "before"), period(after, "after")
     a = dataclasses.replace(base, start=a_start, end=a_end)
     b = dataclasses.replace(base, start=b_start, end=b_end)
-    with reading(settings) as store:
-        try:
-            variances, undefined = outcome_variance(store, a, b, by)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings) as store:
+        variances, undefined = outcome_variance(store, a, b, by)
     emit(variance_table(variances, by), fmt, title=f"cost per outcome variance by {by}")
     if undefined and fmt is Format.table:
         typer.echo(f"no cost per outcome in one of the periods: {', '.join(str(k) for k in undefined)}")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-import pyarrow as pa
 import typer
 from rich.console import Console
 
@@ -25,20 +23,17 @@ from tokenops.cli.common import (
     WorkflowOption,
     fail,
     make_filters,
+    querying,
     reading,
     settings_from,
+    utc,
 )
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit, rows_table
 from tokenops.pricing import PriceOverride
 
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")]
 AsOfOption = Annotated[
     datetime | None, typer.Option("--as-of", help="Known spend ends here (default: end of the last day with calls).")
 ]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def forecast_command(
@@ -52,17 +47,11 @@ def forecast_command(
     ledger: LedgerOption = None,
 ) -> None:
     """Month-end spend per team (or workflow ...) with an interval; says when history is too short."""
-    settings = settings_from(config, ledger=ledger)
-    with reading(settings) as store:
-        try:
-            found = month_end(
-                store, by, as_of=_utc(as_of), filters=make_filters(team=team, workflow=workflow), level=level
-            )
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings_from(config, ledger=ledger)) as store:
+        found = month_end(store, by, as_of=utc(as_of), filters=make_filters(team=team, workflow=workflow), level=level)
     rows = [{by: f.key, **{k: v for k, v in dataclasses.asdict(f).items() if k != "key"}} for f in found]
     title = f"month-end forecast by {by}" + (f" for {found[0].month:%B %Y}" if found else "")
-    emit(_table(rows), fmt, title=title)
+    emit(rows_table(rows), fmt, title=title)
 
 
 def _pair(text: str, option: str, example: str) -> tuple[str, str]:
@@ -130,14 +119,11 @@ def whatif_command(
     """Replay a period (default: the last 30 days) under another policy; saving per workflow, exact."""
     scenario, auto = _scenario(map_ or [], cache or [], cap or [], discount or [])
     settings = settings_from(config, ledger=ledger)
-    with reading(settings) as store:
-        try:
-            filters = default_window(store, make_filters(since=since, until=until, team=team, workflow=workflow))
-            shares, notes = auto_hit_rates(store, auto, filters) if auto else ({}, ())
-            scenario = dataclasses.replace(scenario, cache_hit_rate={**scenario.cache_hit_rate, **shares})
-            result = replay(store, scenario, filters=filters, overrides=settings.pricing.overrides)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings) as store:
+        filters = default_window(store, make_filters(since=since, until=until, team=team, workflow=workflow))
+        shares, notes = auto_hit_rates(store, auto, filters) if auto else ({}, ())
+        scenario = dataclasses.replace(scenario, cache_hit_rate={**scenario.cache_hit_rate, **shares})
+        result = replay(store, scenario, filters=filters, overrides=settings.pricing.overrides)
     rows: list[dict[str, object]] = []
     for r in result.rows:
         q = r.quality
@@ -157,7 +143,7 @@ def whatif_command(
         )
     assert filters.start is not None and filters.end is not None
     emit(
-        _table(rows),
+        rows_table(rows),
         fmt,
         title=f"what-if {filters.start:%Y-%m-%d}..{filters.end:%Y-%m-%d}: saving ${result.saving:,.2f}",
     )
@@ -177,13 +163,10 @@ def recommendations_command(
     settings = settings_from(config, ledger=ledger)
     with reading(settings) as store:
         found = recommendations(
-            store, as_of=_utc(as_of), filters=make_filters(team=team), overrides=settings.pricing.overrides
+            store, as_of=utc(as_of), filters=make_filters(team=team), overrides=settings.pricing.overrides
         )
-    emit(_table([dataclasses.asdict(r) for r in found]), fmt, title="savings opportunities ($ per month)")
-
-
-def _table(rows: Sequence[Mapping[str, object]]) -> pa.Table:
-    return pa.Table.from_pylist(rows) if rows else pa.table({"result": pa.array([], pa.string())})
+    rows = [dataclasses.asdict(r) for r in found]
+    emit(rows_table(rows), fmt, title="savings opportunities ($ per month)")
 
 
 def register(app: typer.Typer) -> None:

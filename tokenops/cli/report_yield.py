@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from datetime import datetime
 from typing import Annotated
 
@@ -21,19 +20,11 @@ from tokenops.cli.common import (
     SinceOption,
     TeamOption,
     UntilOption,
-    fail,
     make_filters,
-    reading,
+    querying,
     settings_from,
 )
-from tokenops.cli.output import Format, emit
-from tokenops.web.responses import dumps
-
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")]
-
-
-def _json(content: object) -> None:
-    sys.stdout.write(dumps(content, indent=True).decode() + "\n")
+from tokenops.cli.output import Format, FormatOption, emit, emit_json
 
 
 def yield_(
@@ -62,13 +53,10 @@ def yield_(
         confidence=confidence,
         seed=seed,
     )
-    with reading(settings) as store:
-        try:
-            report = ai_yield(store, by, design)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings) as store:
+        report = ai_yield(store, by, design)
     if fmt is Format.json:
-        _json(yield_dict(report))
+        emit_json(yield_dict(report))
         return
     if fmt is Format.csv:
         emit(yield_table(report), fmt)
@@ -118,14 +106,10 @@ def adoption_(
     ledger: LedgerOption = None,
 ) -> None:
     """How AI use is spread across people: top-5 share, people without use, Gini; organisation then teams."""
-    settings = settings_from(config, ledger=ledger)
-    with reading(settings) as store:
-        try:
-            rows = adoption(store, make_filters(since=since, until=until, team=team))
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings_from(config, ledger=ledger)) as store:
+        rows = adoption(store, make_filters(since=since, until=until, team=team))
     if fmt is Format.json:
-        _json([dataclasses.asdict(r) for r in rows])
+        emit_json([dataclasses.asdict(r) for r in rows])
         return
     emit(adoption_table(rows), fmt, title="AI adoption (top share: the 5 heaviest users)")
 
@@ -139,13 +123,10 @@ def maturity_(
 ) -> None:
     """The maturity rung reached (Blind .. Optimized), every check, and what the next rung needs."""
     settings = settings_from(config, ledger=ledger)
-    with reading(settings) as store:
-        try:
-            result = maturity(store, make_filters(since=since, until=until), settings.guard)
-        except ValueError as exc:
-            raise fail(str(exc)) from exc
+    with querying(settings) as store:
+        result = maturity(store, make_filters(since=since, until=until), settings.guard)
     if fmt is Format.json:
-        _json(dataclasses.asdict(result))
+        emit_json(dataclasses.asdict(result))
         return
     emit(checks_table(result), fmt, title=f"maturity: {result.level}")
     if fmt is Format.table and result.next_rung is not None:

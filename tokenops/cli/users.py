@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import pyarrow as pa
 import typer
 from rich.console import Console
 
 from tokenops.cli.common import ConfigOption, fail, settings_from
-from tokenops.cli.output import Format, emit
+from tokenops.cli.output import Format, FormatOption, emit, rows_table
 from tokenops.web.users import USER_ROLES, user_store
 
 app = typer.Typer(
@@ -50,7 +49,7 @@ def create(
 
 @app.command("list")
 def list_users(
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json.")] = Format.table,
+    fmt: FormatOption = Format.table,
     config: ConfigOption = None,
 ) -> None:
     """List users (names, roles and teams; passwords are never shown)."""
@@ -58,8 +57,7 @@ def list_users(
         {"name": u.name, "role": u.role, "team": u.team, "created_at": u.created_at}
         for u in user_store(settings_from(config)).list()
     ]
-    table = pa.Table.from_pylist(rows) if rows else pa.table({"name": pa.array([], pa.string())})
-    emit(table, fmt, title="dashboard users")
+    emit(rows_table(rows, empty_column="name"), fmt, title="dashboard users")
 
 
 @app.command()
