@@ -1,5 +1,5 @@
-"""A token count (BIGINT) or an amount of money (DECIMAL(18,12)) too large for the ledger is a bad row named by
-its line, never a crashed import."""
+"""A token count (BIGINT), an amount of money (DECIMAL(18,12)) or a duration (DECIMAL(12,6) hours) too large
+for the ledger is a bad row named by its line, never a crashed import."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.ingest import (
     test_litellm,
     test_openai_reports,
     test_people,
+    test_time,
 )
 from tokenops.ingest import focus, get_importer, run_import
 from tokenops.store import DuckDBLedger
@@ -192,3 +193,39 @@ def test_a_people_or_outcome_amount_beyond_the_ledgers_limit_is_a_bad_row(tmp_pa
         assert (report.rows, report.rejected) == (3, 1), report.errors
         [error] = [str(e) for e in report.errors]
         assert error.startswith(f"{path}:3: ") and "exceeds the ledger's limit" in error, error
+
+
+TIME: dict[str, tuple[list[str], list[list[str]]]] = {
+    "timesheet": (
+        ["person", "activity", "start", "duration_hours", "end"],
+        [
+            ["ana@example.com", "tickets", "2026-03-02T09:00:00Z", "1.5", ""],
+            ["ana@example.com", "tickets", "2026-03-02T11:00:00Z", "1000000", ""],
+            ["ana@example.com", "tickets", "1890-01-01T00:00:00Z", "", "2026-03-02T12:00:00Z"],
+            ["ana@example.com", "tickets", "2026-03-02T13:00:00Z", "999999.9999995", ""],
+            ["ana@example.com", "tickets", "2026-03-02T14:00:00Z", "0:45", ""],
+        ],
+    ),
+    "toggl": (
+        test_time.TOGGL_HEADER,
+        [
+            test_time.TOGGL[1],
+            [*test_time.TOGGL[1][:9], "", "", "99999999:00:00", *test_time.TOGGL[1][12:]],
+            [*test_time.TOGGL[1][:7], "1890-01-01", "09:00:00", "2026-03-02", "10:00:00", "", *test_time.TOGGL[1][12:]],
+            [*test_time.TOGGL[1][:11], "999999.9999995", *test_time.TOGGL[1][12:]],
+            test_time.TOGGL[2],
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("source", TIME)
+def test_a_time_entry_longer_than_the_ledger_holds_is_a_bad_row(tmp_path: Path, source: str) -> None:
+    """Given as hours, as h:mm:ss or as a span from start to end (1890 to 2026 is 1.2M hours)."""
+    header, rows = TIME[source]
+    path = test_people.write_csv(tmp_path / f"{source}.csv", header, rows)
+    with DuckDBLedger(":memory:") as ledger:
+        report = run_import(get_importer(source), [path], ledger)
+        assert (report.imported, report.rejected) == (2, 3), report.errors
+        assert [e.line for e in report.errors] == [3, 4, 5]
+        assert all("more than the ledger holds" in e.reason for e in report.errors), report.errors

@@ -251,6 +251,17 @@ def parse_hours(text: str, label: str) -> Decimal:
     return hours
 
 
+MAX_HOURS = Decimal("999999.999999")
+"""The longest time entry the ledger holds (DECIMAL(12,6) hours, ~114 years): a longer one is a bad row."""
+
+
+def within_ledger(hours: Decimal, written: str) -> Decimal:
+    """`hours` if the ledger can hold it; `written` is the duration as the row gives it, for the error."""
+    if hours > MAX_HOURS:
+        raise BadValue(f"a duration of {written} is {hours:.0f} hours, more than the ledger holds ({MAX_HOURS:f})")
+    return hours
+
+
 def parse_money(text: str, label: str) -> Decimal:
     """A non-negative USD amount: 85, 85.50 or $85.50 (no thousands separators)."""
     value = text.strip()

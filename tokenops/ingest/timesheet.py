@@ -37,6 +37,7 @@ from tokenops.ingest._time import (
     parse_instant,
     person_key,
     read_csv,
+    within_ledger,
 )
 
 FIELDS = (
@@ -110,7 +111,7 @@ def _entry(ctx: _Context, cols: Columns, row: Mapping[str, str]) -> TimeEntry:
         person_id=person,
         activity=activity,
         start=start,
-        duration_hours=hours,
+        duration_hours=within_ledger(hours, repr(raw_hours) if raw_hours is not None else f"{raw_start} to {raw_end}"),
         tool=cols.get(row, "tool") or mapped_tool,
         workflow=cols.get(row, "workflow") or mapped_workflow,
     )

@@ -39,6 +39,7 @@ from tokenops.ingest._time import (
     person_key,
     read_csv,
     split_tags,
+    within_ledger,
 )
 
 FIELDS = (
@@ -125,6 +126,7 @@ class DetailedExport:
         workflow, tool = ctx.workflows.resolve({k: v or "" for k, v in fields.items()}, tags)
         key = person_key(person)
         entry_id = stable_id(self.name, key, raw_day, raw_clock, raw_hours, project, task, description)
+        hours = within_ledger(hours, repr(raw_hours))
         return TimeEntry(entry_id, key, activity, start, hours, tool=tool, workflow=workflow)
 
     def hours(self, ctx: Context, cols: Columns, row: Mapping[str, str], start: datetime) -> tuple[str, Decimal]:
