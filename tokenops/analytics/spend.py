@@ -102,11 +102,11 @@ def _column(dimension: str) -> str:
     return _COLUMN.get(dimension, dimension)
 
 
-def group_keys(dimensions: Sequence[str], grain: str | None, prefix: str = "") -> list[str]:
+def group_keys(dimensions: Sequence[str], grain: str | None) -> list[str]:
     """`SELECT` expressions of the group: the period first, then each dimension under its own name."""
-    keys = [f"{prefix}{_COLUMN.get(d, d)} AS {d}" for d in dimensions]
+    keys = [f"{_COLUMN.get(d, d)} AS {d}" for d in dimensions]
     if grain is not None:
-        keys.insert(0, f"date_trunc('{grain}', {prefix}ts) AS period")
+        keys.insert(0, f"date_trunc('{grain}', ts) AS period")
     return keys
 
 
