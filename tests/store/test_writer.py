@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
-import orjson
 import pyarrow as pa
 import pytest
 
@@ -24,7 +23,7 @@ from tokenops.events import Attribution, UsageEvent
 from tokenops.store import DuckDBLedger, Ledger, rows
 from tokenops.store import writer as writer_module
 from tokenops.store.schema import TABLES
-from tokenops.store.spool import Intent, decode_record, encode_event
+from tokenops.store.spool import Intent, encode_event
 from tokenops.store.writer import LedgerWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,11 +58,9 @@ class FlakyLedger(DuckDBLedger):
         self._fail_first()
         return super().append(table, data)
 
-    def append_rows(
-        self, table: str, data: Sequence[Mapping[str, object]], encoded: Sequence[bytes] | None = None
-    ) -> int:
+    def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
         self._fail_first()
-        return super().append_rows(table, data, encoded)
+        return super().append_rows(table, data)
 
 
 @pytest.fixture
@@ -428,45 +425,14 @@ def test_rows_appended_as_json_equal_rows_appended_as_arrow() -> None:
         assert by_json.query_rows(totals) == by_arrow.query_rows(totals)
 
 
-def test_rows_the_gateway_encoded_once_store_what_the_rows_store(tmp_path: Path) -> None:
-    """The gateway encodes each call once (`rows.row_json`), for its spool line and for the ledger batch."""
-    samples = batch_rows()
-    with DuckDBLedger(":memory:") as encoded, DuckDBLedger(":memory:") as plain:
-        assert encoded.append_rows("usage_events", samples, [rows.row_json(r) for r in samples]) == 8
-        assert plain.append_rows("usage_events", samples) == 8
-        query = "SELECT * FROM usage_events ORDER BY request_id"
-        assert encoded.query_rows(query) == plain.query_rows(query)
-        line = encode_event(samples[0], "c1", rows.row_json(samples[0]))
-        assert orjson.loads(line) == {"event": orjson.loads(rows.row_json(samples[0])), "call": "c1"}
-        assert decode_record(line) == decode_record(encode_event(samples[0], "c1"))
-        assert b"E-" not in rows.row_json(samples[0]) and line.endswith(b"}\n")
-
-    handed: list[Sequence[bytes] | None] = []
-
-    class Seeing(DuckDBLedger):
-        def append_rows(
-            self, table: str, data: Sequence[Mapping[str, object]], encoded: Sequence[bytes] | None = None
-        ) -> int:
-            handed.append(encoded)
-            return super().append_rows(table, data, encoded)
-
-    with Seeing(":memory:") as seen, LedgerWriter(seen, tmp_path / "spool") as writer:
-        writer.submit(event("r1"))
-        writer.flush()
-        assert seen.query_rows("SELECT request_id FROM usage_events") == [{"request_id": "r1"}]
-    assert handed == [[rows.row_json(rows.event_row(event("r1")))]]
-
-
 def test_the_batch_thread_runs_at_a_lower_priority_than_the_server(tmp_path: Path) -> None:
     """The event loop keeps its core while a batch is written: the writer thread is niced, the caller is not."""
     seen: list[int] = []
 
     class Watching(DuckDBLedger):
-        def append_rows(
-            self, table: str, data: Sequence[Mapping[str, object]], encoded: Sequence[bytes] | None = None
-        ) -> int:
+        def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
             seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-            return super().append_rows(table, data, encoded)
+            return super().append_rows(table, data)
 
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     with Watching(":memory:") as watched, LedgerWriter(watched, tmp_path / "spool") as writer:

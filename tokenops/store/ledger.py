@@ -32,15 +32,11 @@ class Ledger(abc.ABC):
         Returns how many rows were new. Safe to call twice with the same data.
         """
 
-    def append_rows(
-        self, table: str, data: Sequence[Mapping[str, object]], encoded: Sequence[bytes] | None = None
-    ) -> int:
+    def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
         """`append` for a batch of rows as `tokenops.store.rows` makes them: the gateway's batch thread.
 
         Backends may load them without Arrow (DuckDB does, through its JSON reader); the default
-        converts. Bulk writers (importers, `record_*`) build Arrow and call `append`. `encoded` is
-        each row as `rows.row_json` gives it, when the caller already has that (the gateway encodes
-        every call once, for its spool): a backend that loads JSON then does not encode again.
+        converts. Bulk writers (importers, `record_*`) build Arrow and call `append`.
         """
         if not data:
             return 0

@@ -162,9 +162,7 @@ class PostgresLedger(Ledger):
 
         return self._in_transaction(write)
 
-    def append_rows(
-        self, table: str, data: Sequence[Mapping[str, object]], encoded: Sequence[bytes] | None = None
-    ) -> int:
+    def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
         """The gateway's batches: COPY from Python rows, merged and rolled up in SQL, with no Arrow or DuckDB.
 
         A gateway replica thus never loads pyarrow, numpy, DuckDB or SQLGlot (~90 MB). Tables whose

@@ -32,21 +32,6 @@ ARROW_SLICE = 256
 """Rows converted to Arrow per call: the conversion holds the GIL, so a server's event loop waits on it."""
 
 
-def row_json(row: Mapping[str, object]) -> bytes:
-    """A row as one JSON object: money as exact plain decimals (never `1E-12`), times as naive ISO text.
-
-    The spool line of a call and the gateway's JSON batches into DuckDB (`DuckDBLedger.append_rows`)
-    both carry it, so a row is encoded once, on the request path, where its cost is spread evenly.
-    """
-    return orjson.dumps(row, default=_exact)
-
-
-def _exact(value: object) -> str:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    raise TypeError(f"cannot encode a value of type {type(value).__name__} as JSON")
-
-
 def utc_naive(ts: datetime) -> datetime:
     """Stored form of a timestamp: UTC, zone dropped."""
     if ts.tzinfo is None:

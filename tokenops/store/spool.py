@@ -62,10 +62,18 @@ _ATTRIBUTION_FIELDS = tuple(f.name for f in dataclasses.fields(Attribution))
 # -- records -------------------------------------------------------------------------------
 
 
-def encode_event(row: Mapping[str, object], call_id: str | None, encoded: bytes | None = None) -> bytes:
-    """A completed call as one spool line; `encoded` is the row's `rows.row_json` when the caller has it."""
-    call = b"" if call_id is None else b',"call":' + orjson.dumps(call_id)
-    return b'{"event":' + (rows.row_json(row) if encoded is None else encoded) + call + b"}\n"
+def _default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot spool a value of type {type(value).__name__}")
+
+
+def encode_event(row: Mapping[str, object], call_id: str | None) -> bytes:
+    """A completed call as one spool line."""
+    record: dict[str, object] = {"event": row}
+    if call_id is not None:
+        record["call"] = call_id
+    return orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,8 +55,8 @@ __all__ = ["FsyncMode", "LedgerWriter", "ReplayReport", "WriterStats"]
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[int, Segment | None, dict[str, object], bytes]
-"""A queued event: (sequence number, its spool segment, its ledger row, the row as `rows.row_json`)."""
+_Item = tuple[int, Segment | None, dict[str, object]]
+"""A queued event: (sequence number, its spool segment, its ledger row)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,8 +294,7 @@ class LedgerWriter:
         """Spool the event (kill -9 safe once this returns) and queue it; never blocks or raises."""
         try:
             row = rows.event_row(event)
-            encoded = rows.row_json(row)  # once: the spool line and the ledger batch both carry it
-            line = encode_event(row, call_id, encoded)
+            line = encode_event(row, call_id)
         except (ValueError, TypeError, ArithmeticError):
             log.exception("Cannot record usage event %r; it is NOT in the ledger", event)
             with self._lock:
@@ -313,7 +312,7 @@ class LedgerWriter:
             seg, offset = self._spool_write(line)
             self._seq += 1
             try:
-                self._queue.put_nowait((self._seq, seg, row, encoded))
+                self._queue.put_nowait((self._seq, seg, row))
             except queue.Full:
                 self._note_overflow(seg, offset, len(line), event)
             else:
@@ -466,10 +465,10 @@ class LedgerWriter:
         return batch
 
     def _commit_queued(self, batch: list[_Item]) -> bool:
-        new = self._append([item[2] for item in batch], [item[3] for item in batch])
+        new = self._append([row for _, _, row in batch])
         if new is None:
             return False
-        per_segment = Counter(item[1] for item in batch if item[1] is not None)
+        per_segment = Counter(seg for _, seg, _ in batch if seg is not None)
         with self._cond:
             for seg, count in per_segment.items():
                 seg.pending -= count
@@ -514,12 +513,12 @@ class LedgerWriter:
             self._n.duplicates += len(data) - new
         return True
 
-    def _append(self, data: list[dict[str, object]], encoded: list[bytes] | None = None) -> int | None:
+    def _append(self, data: list[dict[str, object]]) -> int | None:
         """One `Ledger.append`, retried with backoff until it succeeds; None once stopped."""
         delay, failures = self._retry_initial, 0
         while True:
             try:
-                new = self._ledger.append_rows("usage_events", data, encoded)
+                new = self._ledger.append_rows("usage_events", data)
             except Exception as exc:  # "nothing lost": broad and logged; rows stay spooled
                 failures += 1
                 with self._lock:
