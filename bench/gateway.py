@@ -10,6 +10,8 @@ process) share core 1; each system under test runs alone on core 0, one after th
     +redis      the same with the guard's counters on Redis (127.0.0.1:6379), as replicas share them
     replica     a replica of the shared deployment: the ledger on PostgreSQL (a fresh, migrated database
                 on 127.0.0.1:5432), no guard; the same work per call, without DuckDB in the process
+    t1          tokenops with `[server] duckdb_threads = 1`: each ledger batch runs on the niced batch
+                thread alone, not also on a DuckDB worker competing with the event loop
     litellm     LiteLLM's proxy, one worker, no database (installed into bench/.venv-litellm)
 
 For each: latency added over direct at concurrency 1, for JSON and for streamed replies (p50,
@@ -250,9 +252,14 @@ allow = ["gpt-*", "claude-*"]
 
 
 def run_tokenops(
-    fake_url: str, tmp: Path, args: argparse.Namespace, guard: str = "", ledger: str | None = None
+    fake_url: str,
+    tmp: Path,
+    args: argparse.Namespace,
+    guard: str = "",
+    ledger: str | None = None,
+    duckdb_threads: int | None = None,
 ) -> tuple[Result, str]:
-    tmp = tmp / (guard or ("replica" if ledger else "plain"))
+    tmp = tmp / (guard or ("replica" if ledger else f"plain{duckdb_threads or ''}"))
     tmp.mkdir()
     config = tmp / "tokenops.toml"
     ledger = ledger or str(tmp / "ledger.duckdb")
@@ -264,6 +271,9 @@ def run_tokenops(
     if guard:
         text += GUARD_POLICIES
         name = "tokenops + guard (in-process)"
+    if duckdb_threads:
+        text += f"[server]\nduckdb_threads = {duckdb_threads}\n"
+        name = f"tokenops, DuckDB threads={duckdb_threads}"
     if guard == "redis":
         text += f'[guard_backend]\nredis_url = "{args.redis}"\nkey_prefix = "{{tokenops-bench-{os.getpid()}}}:guard:"\n'
         name = "tokenops + guard (Redis)"
@@ -499,6 +509,10 @@ def main() -> None:
                     result, check = run_tokenops(fake_url, tmp, args, guard)
                     results.append(result)
                     ledger_checks.append(check)
+            if "t1" in systems:
+                result, check = run_tokenops(fake_url, tmp, args, duckdb_threads=1)
+                results.append(result)
+                ledger_checks.append(check)
             if "pg" in systems:
                 with _postgres_database(args.postgres) as dsn:
                     result, check = run_tokenops(fake_url, tmp, args, ledger=dsn)

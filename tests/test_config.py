@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tokenops.config import load_settings
@@ -73,3 +74,24 @@ max_calls = 25
     assert guard.iteration_caps[0].covers("agent_refund")
     with pytest.raises(ConfigError, match="needs downgrade_to"):
         load_settings(_write(tmp_path, '[[guard.task_budgets]]\nmax_usd = "1"\non_exceed = "downgrade"\n'))
+
+
+@pytest.mark.parametrize("threads", [1, None])
+def test_the_served_duckdb_ledger_takes_server_duckdb_threads(tmp_path: Path, threads: int | None) -> None:
+    """`[server] duckdb_threads` reaches the ledger `tokenops serve` opens; unset, DuckDB keeps one per core."""
+    from tokenops.web import create_app
+
+    setting = f"[server]\nduckdb_threads = {threads}\n" if threads else ""
+    path = _write(tmp_path, f'ledger = "{tmp_path / "org.duckdb"}"\ndata_dir = "{tmp_path / "state"}"\n{setting}')
+    app = create_app(load_settings(path))
+    try:
+        [row] = app.state.ledger.query_values("SELECT current_setting('threads') AS threads")
+        default = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()
+        assert int(str(row["threads"])) == (threads or (default and default[0]))
+    finally:
+        app.state.ledger.close()
+
+
+def test_server_duckdb_threads_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="duckdb_threads"):
+        load_settings(_write(tmp_path, "[server]\nduckdb_threads = 0\n"))

@@ -46,6 +46,12 @@ class ServerSettings(BaseModel):
     """Interface to bind; loopback unless you put tokenops behind a proxy."""
     port: int = 8787
     """TCP port."""
+    duckdb_threads: int | None = Field(default=None, gt=0)
+    """DuckDB worker threads of the serving process, on a DuckDB ledger (unset: one per core).
+
+    Fewer leaves more of the machine to the gateway's event loop while dashboard queries and ledger
+    batches run, at the price of slower dashboard queries. `bench/gateway.py --systems tokenops,t1`
+    compares `1` with the default (docs/gateway.md)."""
 
 
 class GatewaySettings(BaseModel):

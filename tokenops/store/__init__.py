@@ -24,9 +24,9 @@ def is_server_ledger(url: str | Path) -> bool:
     return str(url).startswith(POSTGRES_SCHEMES + CLICKHOUSE_SCHEMES)
 
 
-def open_ledger(url: str | Path) -> Ledger:
+def open_ledger(url: str | Path, *, duckdb_threads: int | None = None) -> Ledger:
     """Open a ledger from a path or URL (`duckdb:path`, `path.duckdb`, `:memory:`, `postgresql://...`,
-    `clickhouse://host:8123/db`, `chdb:path`, `chdb:path?database=name`)."""
+    `clickhouse://host:8123/db`, `chdb:path`, `chdb:path?database=name`); `duckdb_threads` applies to DuckDB."""
     text = str(url)
     if text.startswith(POSTGRES_SCHEMES):
         from tokenops.store.postgres import PostgresLedger  # imported on use: psycopg and SQLGlot load slowly
@@ -46,7 +46,7 @@ def open_ledger(url: str | Path) -> Ledger:
         raise ValueError(f"Unsupported ledger URL {text!r}; use a DuckDB file or a postgresql:// URL")
     from tokenops.store.duckdb import DuckDBLedger
 
-    return DuckDBLedger(text)
+    return DuckDBLedger(text, threads=duckdb_threads)
 
 
 def __getattr__(name: str) -> Any:

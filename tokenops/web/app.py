@@ -120,7 +120,8 @@ def create_app(settings: Settings, ledger: Ledger | None = None, *, mounts: Sequ
     `mounts` adds routes, e.g. the demo's built-in fake provider.
     """
     owned = ledger is None
-    store = ledger if ledger is not None else open_ledger(settings.ledger)
+    threads = settings.server.duckdb_threads
+    store = ledger if ledger is not None else open_ledger(settings.ledger, duckdb_threads=threads)
     writer = LedgerWriter(store, settings.data_dir / "spool", flush_interval=1.0)
     pricer = Pricer(settings.pricing.overrides)
     guard, sync = _guard(settings, pricer, store)
