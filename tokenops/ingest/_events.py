@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from genai_prices.types import TimeOfDateConstraint
 
 from tokenops.events import Cost, TokenUsage
-from tokenops.ingest._rows import MAX_MONEY, RowError, too_costly
+from tokenops.ingest._rows import MAX_MONEY, RowError, cost_problem, too_costly
 from tokenops.pricing import Priced, Pricer
 from tokenops.pricing.catalog import Catalog
 from tokenops.store.schema import MONEY_ARROW, MONEY_QUANTUM, TABLES
@@ -286,7 +286,7 @@ class RateBook:
             row_source[i] = sources.setdefault(result.source, len(sources))
             if not isinstance(result, Priced):
                 row_priced[i] = False
-            elif _fits(result.cost):
+            elif cost_problem(result.cost) is None:
                 units[:, i] = cost_units(result.cost)
             else:
                 over[i] = result.cost.total
@@ -318,12 +318,6 @@ def _over(
         if max(abs(sum(parts)), *map(abs, parts)) > _MAX_UNITS:
             over[i] = units_decimal(sum(parts))
     return over
-
-
-def _fits(cost: Cost) -> bool:
-    """Whether every component of a cost, and its total, fits the ledger's money columns."""
-    values = (cost.total, cost.input, cost.cache_read, cost.cache_write, cost.output, cost.other)
-    return all(abs(v) <= MAX_MONEY for v in values)
 
 
 def _scaled(input_tokens: int) -> TokenUsage:

@@ -25,7 +25,17 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from tokenops.events import BilledCost, Outcome, Person, ProviderUsage, SeatLicense, TaskRun, TimeEntry, UsageEvent
+from tokenops.events import (
+    BilledCost,
+    Cost,
+    Outcome,
+    Person,
+    ProviderUsage,
+    SeatLicense,
+    TaskRun,
+    TimeEntry,
+    UsageEvent,
+)
 
 MAX_COUNT = 2**63 - 1
 """The largest token count the ledger holds (BIGINT): a bigger one is a bad row, not a crashed import."""
@@ -178,12 +188,21 @@ def too_costly(name: str, value: Decimal) -> str:
 
 def money_problem(record: Record) -> str | None:
     """Why a record's money does not fit the ledger (`too_costly`), or None."""
-    amounts: list[tuple[str, Decimal | None]] = []
     if isinstance(record, UsageEvent | ProviderUsage) and record.cost is not None:
-        cost = record.cost
-        amounts = [("cost", cost.total), *((f"cost.{name}", getattr(cost, name)) for name in _COST_PARTS)]
-    elif isinstance(record, BilledCost):
-        amounts = [("billed", record.billed), ("effective", record.effective), ("list_cost", record.list_cost)]
+        return cost_problem(record.cost)
+    if isinstance(record, BilledCost):
+        return _amounts_problem(
+            [("billed", record.billed), ("effective", record.effective), ("list_cost", record.list_cost)]
+        )
+    return None
+
+
+def cost_problem(cost: Cost) -> str | None:
+    """Why a priced cost (its total or a component) does not fit the ledger's money columns, or None."""
+    return _amounts_problem([("cost", cost.total), *((f"cost.{name}", getattr(cost, name)) for name in _COST_PARTS)])
+
+
+def _amounts_problem(amounts: Sequence[tuple[str, Decimal | None]]) -> str | None:
     for name, value in amounts:
         if value is not None and abs(value) > MAX_MONEY:
             return too_costly(name, value)
