@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -423,6 +424,39 @@ def test_rows_appended_as_json_equal_rows_appended_as_arrow() -> None:
         assert by_json.query_rows(query) == by_arrow.query_rows(query)
         totals = "SELECT * FROM task_run_totals ORDER BY task_run_id"
         assert by_json.query_rows(totals) == by_arrow.query_rows(totals)
+
+
+def test_a_large_batch_is_encoded_a_slice_at_a_time_and_stored_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch thread lets the event loop in between JSON slices (the gateway's p99) and no row is lost or changed."""
+    from tokenops.store import duckdb as duckdb_store
+
+    base = batch_rows()
+    samples = [row | {"request_id": f"{row['request_id']}-{n}"} for n in range(32) for row in base]  # 256 rows
+    yields: list[float] = []
+    monkeypatch.setattr(duckdb_store.time, "sleep", yields.append)
+    with DuckDBLedger(":memory:") as by_json, DuckDBLedger(":memory:") as by_arrow:
+        assert by_json.append_rows("usage_events", samples) == 256
+        assert yields == [0] * 3  # slices of 100, 100 and 56 rows, the GIL released after each
+        assert by_arrow.append("usage_events", rows.to_arrow("usage_events", samples)) == 256
+        query = "SELECT * FROM usage_events ORDER BY request_id"
+        assert by_json.query_rows(query) == by_arrow.query_rows(query)
+
+
+def test_gateway_batches_run_duckdb_single_threaded_and_bulk_loads_do_not() -> None:
+    """DuckDB's workers would take the event loop's cores for a few hundred rows; an import keeps them all."""
+    seen: list[str] = []
+
+    class Watching(DuckDBLedger):
+        def _append(self, *args: Any, **kwargs: Any) -> int:
+            seen.append(self.query_rows("SELECT current_setting('threads') AS n")[0]["n"])
+            return super()._append(*args, **kwargs)
+
+    samples = batch_rows()
+    with Watching(":memory:", threads=2) as ledger:
+        assert ledger.append_rows("usage_events", samples[:4]) == 4
+        assert ledger.append("usage_events", rows.to_arrow("usage_events", samples[4:])) == 4
+        assert seen == [1, 2]
+        assert ledger.query_rows("SELECT current_setting('threads') AS n")[0]["n"] == 2  # restored
 
 
 def test_the_batch_thread_runs_at_a_lower_priority_than_the_server(tmp_path: Path) -> None:
