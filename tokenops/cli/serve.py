@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 
-import httpx
 import typer
 import uvicorn
 from rich.console import Console
@@ -205,6 +204,7 @@ def serve(
     if workers == 1:
         run_server(settings, console=Console())
         return
+    import httpx  # imported on use: only the workers' shared state can raise its errors here
     import psycopg  # imported on use, as open_ledger does: it loads slowly
 
     try:
