@@ -1,6 +1,7 @@
 """How late the gateway's event loop runs while the ledger writer batches calls into DuckDB.
 
     .venv/bin/python bench/loop_lateness.py                       # this checkout, 15 s, on core 0
+    .venv/bin/python bench/loop_lateness.py --postgres postgresql://postgres@127.0.0.1:5432   # a replica's ledger
     git archive HEAD tokenops | tar -x -C /tmp/before && .venv/bin/python bench/loop_lateness.py --before /tmp/before
 
 A stand-in for `tokenops serve` at concurrency 1 with the ledger's work isolated: an asyncio loop
@@ -8,7 +9,8 @@ on one core that, like a request, burns ~0.6 ms of Python and submits one usage 
 `LedgerWriter` (niced batch thread, 1 s flush interval as the server uses) over a DuckDB ledger
 on disk, then sleeps 0.8 ms and records how much later than asked it woke up. A call arriving
 while a batch is written waits just as long, so the lateness percentiles are what the batches add
-to the gateway's p99, without the fake provider and load generator's noise. With `--before`,
+to the gateway's p99, without the fake provider and load generator's noise. `--postgres SERVER`
+writes to a fresh database there instead, as a replica does. With `--before`,
 each round runs that checkout's code next (same core, same settings), for a side-by-side pair.
 """
 
@@ -21,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +52,13 @@ async def _loop(writer: object, seconds: float) -> tuple[int, list[float]]:
     return n, sorted(late)
 
 
-def probe(seconds: float) -> str:
-    """One run in this process: events submitted and lateness percentiles, as one line."""
+def probe(seconds: float, url: str | None) -> str:
+    """One run in this process on ledger `url` (a DuckDB file if None): events and lateness percentiles, one line."""
     from tokenops.store import open_ledger
     from tokenops.store.writer import LedgerWriter
 
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = open_ledger(str(Path(tmp) / "ledger.duckdb"))
+        ledger = open_ledger(url or str(Path(tmp) / "ledger.duckdb"))
         with LedgerWriter(ledger, Path(tmp) / "spool", flush_interval=1.0) as writer:
             n, late = asyncio.run(_loop(writer, seconds))
             writer.flush()
@@ -77,19 +81,34 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--core", type=int, default=0, help="the one core every run is pinned to")
     parser.add_argument("--before", help="directory holding an older `tokenops` package to compare with")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--postgres", help="PostgreSQL server for the ledger (a fresh database each run)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(probe(args.seconds))
+    if args.child is not None:
+        print(probe(args.seconds, args.child or None))
         return
     codes = [("after", str(ROOT))] + ([("before", args.before)] if args.before else [])
     print(f"{'code':<8} {'events':>7} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} {'max ms':>9}")
     for _ in range(args.rounds):
         for label, path in codes:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([path, str(ROOT)])}
-            cmd = ["taskset", "-c", str(args.core), sys.executable, __file__, "--child", "--seconds", str(args.seconds)]
-            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+            with _ledger(args.postgres) as url:
+                cmd = ["taskset", "-c", str(args.core), sys.executable, __file__, "--seconds", str(args.seconds)]
+                cmd += ["--child", url]
+                out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.strip()
             print(f"{label:<8} {out}")
+
+
+@contextmanager
+def _ledger(postgres: str | None) -> Iterator[str]:
+    """The child's ledger URL: "" for a DuckDB file of its own, else a fresh database on `postgres`."""
+    if postgres is None:
+        yield ""
+        return
+    from gateway import _postgres_database
+
+    with _postgres_database(postgres) as dsn:
+        yield dsn
 
 
 if __name__ == "__main__":
