@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 
 import orjson
 import pyarrow as pa
@@ -239,22 +238,6 @@ def test_migrate_reports_a_target_holding_other_data(tmp_path: Path, pg_dsn: str
     assert not moved["usage_events"].ok and moved["people"].ok
     result = CliRunner().invoke(cli, ["migrate", "--from", str(source), "--to", pg_dsn])
     assert result.exit_code == 1 and "Totals differ" in result.output
-
-
-def test_a_large_gateway_batch_lets_the_event_loop_in_while_it_is_copied(
-    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """COPY rows are formatted in Python (~7 ms a 1,000): the GIL is handed over every `GIL_SLICE` rows."""
-    from tests.store.test_writer import batch_rows
-    from tokenops.store import rows as store_rows
-
-    samples = [row | {"request_id": f"{row['request_id']}-{n}"} for n in range(32) for row in batch_rows()]
-    yields: list[float] = []
-    monkeypatch.setattr(store_rows, "time", SimpleNamespace(sleep=yields.append))
-    with PostgresLedger(pg_dsn) as ledger:
-        assert ledger.append_rows("usage_events", samples) == 256
-        assert yields == [0] * 3  # 100, 100 and 56 rows
-        assert ledger.query_rows("SELECT count(*) AS n FROM usage_events")[0]["n"] == 256
 
 
 def test_the_gateways_batches_copy_without_arrow_and_match_arrow_appends(pg_dsn: str) -> None:

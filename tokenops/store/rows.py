@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -31,22 +30,6 @@ if TYPE_CHECKING:
 
 ARROW_SLICE = 256
 """Rows converted to Arrow per call: the conversion holds the GIL, so a server's event loop waits on it."""
-GIL_SLICE = 100
-"""Rows a server's batch thread encodes (JSON for DuckDB, COPY for PostgreSQL) before it lets the loop in."""
-
-T = TypeVar("T")
-
-
-def gil_slices(data: Sequence[T], size: int = GIL_SLICE) -> Iterator[Sequence[T]]:
-    """`data` `size` items at a time, the GIL handed over after each slice.
-
-    A thread busy in Python keeps the GIL until another has waited the 5 ms switch interval, and
-    one C call (`orjson.dumps`, `Table.from_pylist`) keeps it to its end: on a batch thread beside
-    a server's event loop, either is the calls' tail latency. `time.sleep(0)` releases it at once.
-    """
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
-        time.sleep(0)
 
 
 def utc_naive(ts: datetime) -> datetime:
@@ -287,8 +270,8 @@ def billed_cost_row(line: BilledCost) -> dict[str, object]:
 def to_arrow(table: str, rows: Iterable[Mapping[str, object]] | Sequence[Mapping[str, object]]) -> pa.Table:
     """Rows of a ledger table as an Arrow table with the store's exact types.
 
-    Converted `ARROW_SLICE` rows at a time (`gil_slices`): between slices a server's event loop
-    gets the interpreter back instead of stalling for a whole batch (~3 us a row).
+    Converted `ARROW_SLICE` rows at a time: between slices a server's event loop gets the
+    interpreter back instead of stalling for a whole batch (~3 us a row).
     """
     import pyarrow as pa
 
@@ -296,4 +279,6 @@ def to_arrow(table: str, rows: Iterable[Mapping[str, object]] | Sequence[Mapping
     schema = TABLES[table].arrow_schema
     if len(data) <= ARROW_SLICE:
         return pa.Table.from_pylist(data, schema=schema)
-    return pa.concat_tables([pa.Table.from_pylist(part, schema=schema) for part in gil_slices(data, ARROW_SLICE)])
+    return pa.concat_tables(
+        [pa.Table.from_pylist(data[i : i + ARROW_SLICE], schema=schema) for i in range(0, len(data), ARROW_SLICE)]
+    )
