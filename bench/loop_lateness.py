@@ -26,6 +26,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenops.store.writer import LedgerWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSY_S = 0.0006
@@ -34,7 +38,7 @@ SLEEP_S = 0.0008
 """Asked-for sleep between requests: the upstream's round trip, roughly."""
 
 
-async def _loop(writer: object, seconds: float) -> tuple[int, list[float]]:
+async def _loop(writer: LedgerWriter, seconds: float) -> tuple[int, list[float]]:
     from tests.factories import event
 
     late: list[float] = []
@@ -47,7 +51,7 @@ async def _loop(writer: object, seconds: float) -> tuple[int, list[float]]:
         busy = time.perf_counter() + BUSY_S
         while time.perf_counter() < busy:
             pass
-        writer.submit(event(f"r{n}", task_run_id=f"t{n % 50}"))  # type: ignore[attr-defined]
+        writer.submit(event(f"r{n}", task_run_id=f"t{n % 50}"))
         n += 1
     return n, sorted(late)
 

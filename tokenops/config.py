@@ -49,9 +49,9 @@ class ServerSettings(BaseModel):
     duckdb_threads: int | None = Field(default=None, gt=0)
     """DuckDB worker threads of the serving process, on a DuckDB ledger (unset: one per core).
 
-    Fewer leaves more of the machine to the gateway's event loop while dashboard queries and ledger
-    batches run, at the price of slower dashboard queries. `bench/gateway.py --systems tokenops,t1`
-    compares `1` with the default (docs/gateway.md)."""
+    Fewer leaves more of the machine to the gateway's event loop while dashboard queries run, at
+    the price of slower dashboard queries (the gateway's own batches run on one thread anyway).
+    `bench/gateway.py --systems tokenops,t1` compares `1` with the default (docs/gateway.md)."""
 
 
 class GatewaySettings(BaseModel):
