@@ -17,6 +17,8 @@ from tokenops.events import TokenUsage, UsageEvent
 from tokenops.ingest import Batch, RowError, get_importer, run_import, stable_id
 from tokenops.ingest._rows import (
     _GIL_FREE_COUNT,
+    Chunk,
+    _Buffers,
     chunk_records,
     coalesced,
     csv_records,
@@ -90,6 +92,35 @@ def test_line_chunks_count_every_line_of_a_file_without_final_newline(tmp_path: 
     before = [b"".join(c.data for c in chunks[:i]).count(b"\n") + 1 for i in range(len(chunks))]
     assert [c.first_line for c in chunks] == before and len(chunks) > 1
     assert chunks[-1].position == path.stat().st_size
+
+
+def test_line_chunks_reuse_a_buffer_only_once_nothing_holds_its_chunk(tmp_path: Path) -> None:
+    """Chunks are read into reused buffers: a chunk someone still holds is never overwritten."""
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"".join(b'{"n": %d, "pad": "%s"}\n' % (i, b"x" * (i % 41)) for i in range(3_000)))
+    held: list[tuple[Chunk, bytes]] = []
+    texts: list[bytes] = []
+    buffers: set[int] = set()
+    for i, chunk in enumerate(line_chunks(path, size=1_000)):
+        texts.append(bytes(chunk.data))
+        buffers.add(id(chunk.data))
+        if i % 5 == 0:
+            held.append((chunk, bytes(chunk.data)))
+    assert b"".join(texts) == path.read_bytes()
+    assert all(chunk.data == copy for chunk, copy in held)  # held chunks kept their bytes
+    assert len(held) > 20 and len(buffers) < len(texts) / 2  # the others' buffers were read into again
+
+
+def test_chunk_buffers_are_handed_out_again_only_when_free() -> None:
+    buffers = _Buffers()
+    first = buffers.take(100)
+    second = buffers.take(80)
+    assert first is not second and len(second) == 80
+    first_id = id(first)
+    del first
+    again = buffers.take(120)
+    assert id(again) == first_id and len(again) == 120  # reused, resized to what was asked
+    assert buffers.take(50) is not second  # `second` is still held
 
 
 @dataclass(frozen=True, slots=True)

@@ -272,7 +272,7 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def _lines(data: bytes) -> pa.Array:
+def _lines(data: bytes | bytearray) -> pa.Array:
     """The lines of `data` as a string array, without copying them."""
     newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
     ends = [newlines + 1] if data.endswith(b"\n") else [newlines + 1, np.array([len(data)])]

@@ -115,9 +115,9 @@ def checked(convert: Callable[[Result], Record], result: Result) -> Record:
     return record
 
 
-def line_rows(name: str, number: int, text: str | bytes, span: Span, convert: Convert, batch: Batch) -> int:
+def line_rows(name: str, number: int, text: str | bytes | bytearray, span: Span, convert: Convert, batch: Batch) -> int:
     """Read one line of JSON Lines (a page) as `read_report` does, into `batch`; the rows it counts for."""
-    if isinstance(text, bytes):
+    if not isinstance(text, str):
         text = text.decode("utf-8")
     if not text.strip():
         return 0

@@ -180,7 +180,9 @@ def _chunk(chunk: Chunk, name: str, layout: Layout, pricer: BucketPricer, option
     tables: list[pa.Table] = []
     places: list[np.ndarray] = []
     if b"\r" in chunk.data and _LONE_CR.search(chunk.data):
-        segments: Iterator[tuple[bytes, int, pa.Table | None]] = iter([(chunk.data, chunk.first_line, None)])
+        segments: Iterator[tuple[bytes | bytearray, int, pa.Table | None]] = iter(
+            [(chunk.data, chunk.first_line, None)]
+        )
     else:
         segments = _segments(chunk.data, chunk.first_line, options, chunk.lines + (not chunk.data.endswith(b"\n")))
     for data, first_line, pages in segments:
@@ -208,8 +210,8 @@ def _chunk(chunk: Chunk, name: str, layout: Layout, pricer: BucketPricer, option
 
 
 def _segments(
-    data: bytes, first_line: int, options: pj.ParseOptions, lines: int = -1
-) -> Iterator[tuple[bytes, int, pa.Table | None]]:
+    data: bytes | bytearray, first_line: int, options: pj.ParseOptions, lines: int = -1
+) -> Iterator[tuple[bytes | bytearray, int, pa.Table | None]]:
     """Runs of lines with their pages as Arrow reads them, or None for a single line it cannot read."""
     if lines < 0:
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -227,7 +229,7 @@ def _segments(
     yield from _segments(data[cut:], first_line + half, options)
 
 
-def _has_blank(data: bytes) -> bool:
+def _has_blank(data: bytes | bytearray) -> bool:
     """Whether a line is empty or only spaces (Arrow skips it, the row path counts it: they must be split apart)."""
     if _BLANK_FIRST.match(data) or _BLANK.search(data):
         return True
@@ -235,7 +237,7 @@ def _has_blank(data: bytes) -> bool:
     return last != len(data) - 1 and not data[last + 1 :].strip(b" \t\r")
 
 
-def _parse(data: bytes, options: pj.ParseOptions) -> pa.Table | None:
+def _parse(data: bytes | bytearray, options: pj.ParseOptions) -> pa.Table | None:
     read = pj.ReadOptions(use_threads=False, block_size=max(len(data), 1 << 20))  # a page must fit a block
     try:
         return pj.read_json(pa.BufferReader(data), read_options=read, parse_options=options)
@@ -277,7 +279,7 @@ class _Flat:
     """Bucket start datetimes by microseconds."""
 
 
-def _flatten(data: bytes, pages: pa.Table, layout: Layout) -> _Flat:
+def _flatten(data: bytes | bytearray, pages: pa.Table, layout: Layout) -> _Flat:
     odd = np.zeros(pages.num_rows, dtype=bool)
     if _NULL_OBJECT.search(data):
         newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
@@ -307,7 +309,13 @@ def _flatten(data: bytes, pages: pa.Table, layout: Layout) -> _Flat:
 
 
 def _fast(
-    data: bytes, first_line: int, pages: pa.Table, name: str, layout: Layout, pricer: BucketPricer, slow: _Slow
+    data: bytes | bytearray,
+    first_line: int,
+    pages: pa.Table,
+    name: str,
+    layout: Layout,
+    pricer: BucketPricer,
+    slow: _Slow,
 ) -> _Fast:
     """The rows of pages Arrow read: usual ones in columns, the others through the row path into `slow`."""
     flat = _flatten(data, pages, layout)
@@ -340,7 +348,7 @@ def _fast(
 
 
 def _python(
-    data: bytes,
+    data: bytes | bytearray,
     first_line: int,
     flat: _Flat,
     unusual: np.ndarray,

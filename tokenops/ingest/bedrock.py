@@ -18,7 +18,7 @@ record is named by its line and the good ones around it kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -269,7 +269,8 @@ def _with_request_metadata(tags: pa.Array, chunk: Chunk) -> pa.Array:
     if b'"requestMetadata"' not in chunk.data:
         return tags
     texts = tags.to_pylist()
-    for index, line in enumerate(chunk.data.split(b"\n")[: len(texts)]):
+    lines: Sequence[bytes | bytearray] = chunk.data.split(b"\n")
+    for index, line in enumerate(lines[: len(texts)]):
         if b'"requestMetadata"' in line:
             metadata = orjson.loads(line).get("requestMetadata")
             if isinstance(metadata, dict):

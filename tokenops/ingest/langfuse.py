@@ -154,7 +154,7 @@ def _slow(chunk: Chunk, path: Path, rows: list[Numbered], errors: list[RowError]
     return count
 
 
-def _line(number: int, text: str | bytes, path: Path, rows: list[Numbered], errors: list[RowError]) -> int:
+def _line(number: int, text: str | bytes | bytearray, path: Path, rows: list[Numbered], errors: list[RowError]) -> int:
     """One line of JSON lines, as `_observe` counts it."""
     try:
         observation = orjson.loads(text)

@@ -243,7 +243,9 @@ def _records_at(
     return found if len(found) == len(indexes) else None
 
 
-def _line_records(chunk: Chunk, line: bytes, i: int, width: int, path: Path) -> list[tuple[int, list[str]] | RowError]:
+def _line_records(
+    chunk: Chunk, line: bytes | bytearray, i: int, width: int, path: Path
+) -> list[tuple[int, list[str]] | RowError]:
     """The record on the chunk's line `i` (0-based), as `chunk_records` reads it."""
     return list(chunk_records(Chunk(line + b"\n", chunk.first_line + i, 1, chunk.position), width, path))
 
