@@ -448,8 +448,8 @@ def test_a_large_batch_is_encoded_a_slice_at_a_time_and_stored_whole(monkeypatch
         assert by_json.query_rows(query) == by_arrow.query_rows(query)
 
 
-def test_appends_run_duckdb_single_threaded_and_queries_keep_every_worker() -> None:
-    """DuckDB's workers would take the event loop's cores for a few hundred rows, and cost an import more than they save."""
+def test_gateway_batches_run_duckdb_single_threaded_and_bulk_loads_do_not() -> None:
+    """DuckDB's workers would take the event loop's cores for a few hundred rows; an import keeps them all."""
     seen: list[str] = []
 
     class Watching(DuckDBLedger):
@@ -461,7 +461,7 @@ def test_appends_run_duckdb_single_threaded_and_queries_keep_every_worker() -> N
     with Watching(":memory:", threads=2) as ledger:
         assert ledger.append_rows("usage_events", samples[:4]) == 4
         assert ledger.append("usage_events", rows.to_arrow("usage_events", samples[4:])) == 4
-        assert seen == [1, 1]
+        assert seen == [1, 2]
         assert ledger.query_rows("SELECT current_setting('threads') AS n")[0]["n"] == 2  # restored
 
 

@@ -116,8 +116,7 @@ class DuckDBLedger(Ledger):
         def unstage(cur: duckdb.DuckDBPyConnection) -> None:
             cur.unregister("_batch")
 
-        with self._single_threaded():
-            return self._append(spec, data.num_rows, stage, unstage)
+        return self._append(spec, data.num_rows, stage, unstage)
 
     def append_rows(self, table: str, data: Sequence[Mapping[str, object]]) -> int:
         """Rows loaded through DuckDB's JSON reader: no pyarrow in the process, and no GIL while parsing.
@@ -154,15 +153,11 @@ class DuckDBLedger(Ledger):
     def _single_threaded(self) -> Iterator[None]:
         """Run DuckDB on the calling thread alone meanwhile (a setting of the whole database).
 
-        Every append runs so. A gateway batch is hundreds of rows: parallel workers gain nothing on
-        it, and they run at the server's priority, on the cores of its event loop, while the batch
-        thread that waits for them is niced (`writer._run_in_background`). Measured with a loop on
-        one core taking ~550 events/s: event-loop lateness p99 0.36 ms against 0.57-0.60 ms with
-        DuckDB's workers. An import's 200,000-row Arrow batches gain nothing either: the importer's
-        parsers have the other cores, and on its own a single-threaded append of LiteLLM rows took
-        1.9-2.1 us of CPU a row against 2.1-3.0 with two workers, in no more time (merging the
-        workers' row groups, and their page faults, cost more than they save). Queries of the
-        dashboard running meanwhile get one thread for that time.
+        A gateway batch is hundreds of rows: parallel workers gain nothing on it, and they run at
+        the server's priority, on the cores of its event loop, while the batch thread that waits
+        for them is niced (`writer._run_in_background`). Measured with a loop on one core taking
+        ~550 events/s: event-loop lateness p99 0.36 ms against 0.57-0.60 ms with DuckDB's workers.
+        Queries of the dashboard running meanwhile get one thread for those milliseconds.
         """
         if self._threads <= 1:
             yield
