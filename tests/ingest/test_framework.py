@@ -220,6 +220,31 @@ def test_cli_exit_codes_summary_and_errors_file(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "1 already in the ledger" in result.output
 
 
+@pytest.mark.parametrize(("config", "threads"), [("", 1), ("[duckdb]\nthreads = 2\n", 2)])
+def test_cli_import_writes_with_one_duckdb_thread_unless_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str, threads: int
+) -> None:
+    """The importer's parsers have the other cores: DuckDB's own workers cost an import more than they save."""
+    seen: list[object] = []
+
+    class Watching(DuckDBLedger):
+        def append(self, table: str, data: pa.Table) -> int:
+            seen.append(self.query_rows("SELECT current_setting('threads') AS n")[0]["n"])
+            return super().append(table, data)
+
+    monkeypatch.setattr("tokenops.cli.imports.DuckDBLedger", Watching)
+    settings = tmp_path / "tokenops.toml"
+    settings.write_text(config)
+    good = tmp_path / "good.jsonl"
+    good.write_text(_bedrock_line("a", 10) + "\n")
+    ledger = f"duckdb:{tmp_path / 'ledger.duckdb'}"
+    result = CliRunner().invoke(
+        app, ["import", "bedrock", str(good), "--ledger", ledger, "--config", str(settings), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen == [threads]
+
+
 def test_coalesced_merges_small_batches_into_fewer_appends() -> None:
     def batch(n: int, position: int, error: bool = False) -> Batch:
         table = pa.table({"x": list(range(n))})
