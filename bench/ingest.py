@@ -220,7 +220,7 @@ def _run(source: str, path: Path, code: str | None, queue: multiprocessing.Queue
 
 
 def _ledger(path: Path) -> Any:
-    """A DuckDB ledger opened as `tokenops import` opens it (memory cap from the default settings), on any checkout."""
+    """A DuckDB ledger opened as `tokenops import` opens it (the `[duckdb]` defaults, `bulk_load`), on any checkout."""
     import inspect
 
     from tokenops.store import DuckDBLedger
@@ -230,7 +230,8 @@ def _ledger(path: Path) -> Any:
     from tokenops.config import DuckDBSettings
 
     settings = DuckDBSettings()
-    return DuckDBLedger(path, memory_limit=settings.memory_limit, threads=settings.threads)
+    extra = {"bulk_load": True} if "bulk_load" in inspect.signature(DuckDBLedger).parameters else {}
+    return DuckDBLedger(path, memory_limit=settings.memory_limit, threads=settings.threads, **extra)
 
 
 def main() -> None:

@@ -480,3 +480,11 @@ def test_the_batch_thread_runs_at_a_lower_priority_than_the_server(tmp_path: Pat
         writer.flush()
     assert seen == [min(19, mine + writer_module.BACKGROUND_NICE)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def test_a_ledger_opened_for_an_import_keeps_freed_memory_and_a_server_ledger_hands_it_back() -> None:
+    """`bulk_load` lifts DuckDB's flush after large frees: an import reuses the memory, a server returns it."""
+    flush = "SELECT current_setting('allocator_bulk_deallocation_flush_threshold') AS f"
+    with DuckDBLedger(":memory:") as served, DuckDBLedger(":memory:", bulk_load=True) as importing:
+        assert served.query_rows(flush)[0]["f"] == "512.0 MiB"  # DuckDB's default
+        assert importing.query_rows(flush)[0]["f"] == "931.3 GiB"

@@ -51,7 +51,9 @@ def import_(
         store = (
             open_ledger(settings.ledger)
             if is_server_ledger(settings.ledger)
-            else DuckDBLedger(path, memory_limit=settings.duckdb.memory_limit, threads=settings.duckdb.threads)
+            else DuckDBLedger(
+                path, memory_limit=settings.duckdb.memory_limit, threads=settings.duckdb.threads, bulk_load=True
+            )
         )
     except duckdb.IOException as exc:
         raise fail(f"the ledger {str(path)!r} is held by a running tokenops server; stop it or import there") from exc

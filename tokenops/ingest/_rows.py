@@ -37,6 +37,7 @@ from tokenops.events import (
     TimeEntry,
     UsageEvent,
 )
+from tokenops.store.duckdb import BULK_LOAD_KEEPS_FREED
 
 MAX_COUNT = 2**63 - 1
 """The largest token count the ledger holds (BIGINT): a bigger one is a bad row, not a crashed import."""
@@ -49,7 +50,17 @@ R = TypeVar("R")
 Record = UsageEvent | TaskRun | Outcome | Person | SeatLicense | TimeEntry | ProviderUsage | BilledCost
 """Anything an importer can hand to the ledger."""
 
-READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {"threads": 1}
+KEEP_FREED: dict[str, str | bool | int | float | list[str]] = {
+    "allocator_bulk_deallocation_flush_threshold": BULK_LOAD_KEEPS_FREED
+}
+"""DuckDB settings for import work: freed memory is kept for the next batch, not handed back to the system.
+
+By default DuckDB flushes its allocators (every arena purged, then `malloc_trim`) after a large
+free: on a 2-core machine those page releases, their TLB shootdowns and the page faults of
+reusing the memory were 12-14% of an import's CPU (LiteLLM 11.6 -> 10.2 s, FOCUS 24.4 -> 20.9 s
+per million rows). Peak RSS did not grow: the memory is reused by the next batch.
+"""
+READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {"threads": 1, **KEEP_FREED}
 """DuckDB settings of an importer's own connection (parsing `metadata` JSON and the like).
 
 Each chunk is parsed serially and the parallelism is across chunks (`in_order`) and between

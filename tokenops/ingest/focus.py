@@ -44,6 +44,7 @@ from tokenops.events import BilledCost
 from tokenops.ingest import _focus_columns as cols
 from tokenops.ingest._focus_arrow import Plan, cost_ids, parse_batch, parse_chunk
 from tokenops.ingest._rows import (
+    KEEP_FREED,
     MAX_MONEY,
     Batch,
     Chunk,
@@ -574,7 +575,7 @@ class _Occurrences:
         if self._conn is None:
             self._dir = tempfile.TemporaryDirectory(prefix="tokenops-focus-")
             self._conn = duckdb.connect(
-                str(Path(self._dir.name) / "seen.duckdb"), config={"memory_limit": "64MB", "threads": 1}
+                str(Path(self._dir.name) / "seen.duckdb"), config={"memory_limit": "64MB", "threads": 1, **KEEP_FREED}
             )
             self._conn.execute("CREATE TABLE seen (d UBIGINT)")
         return self._conn

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
+BULK_LOAD_KEEPS_FREED = "1TB"
+"""`allocator_bulk_deallocation_flush_threshold` of a ledger opened for an import: no large free flushes."""
+
+
 class DuckDBLedger(Ledger):
     """Ledger in a DuckDB file (or in memory with `":memory:"`)."""
 
@@ -58,6 +62,7 @@ class DuckDBLedger(Ledger):
         read_only: bool = False,
         memory_limit: str | None = None,
         threads: int | None = None,
+        bulk_load: bool = False,
     ) -> None:
         """Open (and migrate) the ledger.
 
@@ -67,6 +72,10 @@ class DuckDBLedger(Ledger):
             memory_limit: DuckDB's buffer pool cap (`"256MB"`); DuckDB's default is 80% of RAM, and
                 its cache of written blocks grows to it, so a long import's RSS grows with the file.
             threads: DuckDB worker threads (default: one per core).
+            bulk_load: Opened for an import: DuckDB keeps the memory a batch frees for the next one
+                instead of flushing its allocators after each large free (12-14% of an import's CPU
+                on two cores went to releasing pages and faulting them back in). A server leaves it
+                off, so memory a large query freed goes back to the system.
         """
         self.path = str(path)
         if self.path != ":memory:":
@@ -77,6 +86,8 @@ class DuckDBLedger(Ledger):
             config["memory_limit"] = memory_limit
         if threads is not None:
             config["threads"] = threads
+        if bulk_load:
+            config["allocator_bulk_deallocation_flush_threshold"] = BULK_LOAD_KEEPS_FREED
         self._conn = duckdb.connect(self.path, read_only=read_only, config=config)
         self._lock = threading.RLock()
         found = self._conn.execute("SELECT current_setting('threads')").fetchone()
