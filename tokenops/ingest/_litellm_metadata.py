@@ -71,7 +71,7 @@ _SHAPE = {
 # `json_transform` parses each (large) document once; the values it keeps are small JSON texts
 _SQL = f"""
 SELECT
-    starts_with(ltrim(j, ' \t\n\r'), '{{') AND o.usage_object IS NULL
+    obj AND o.usage_object IS NULL
         AND {" AND ".join(_kind(value, kind) for value, kind in _SHAPE.items())} AS simple,
     coalesce(u.cache_read_input_tokens::UBIGINT, cached::UBIGINT, 0) AS read,
     coalesce(u.cache_creation_input_tokens::UBIGINT, 0) AS write,
@@ -82,20 +82,20 @@ SELECT
     o.user_api_key_alias ->> '$' AS alias,
     o.spend_logs_metadata::VARCHAR AS custom
 FROM (
-    SELECT j, o, u,
+    SELECT j, obj, o, u,
         u.prompt_tokens_details -> '$.cached_tokens' AS cached,
         u.completion_tokens_details -> '$.reasoning_tokens' AS reasoning
     FROM (
-        SELECT j, o, json_transform(o.additional_usage_values, {_structure(_USAGE)}) AS u
+        SELECT j, obj, o, json_transform(o.additional_usage_values, {_structure(_USAGE)}) AS u
         FROM (
-            SELECT j, json_transform(j, {_structure(_TOP)}) AS o
-            FROM (SELECT CASE WHEN blank THEN '{{}}' ELSE metadata END AS j FROM batch)
+            SELECT j, obj, json_transform(j, {_structure(_TOP)}) AS o
+            FROM (SELECT CASE WHEN blank THEN '{{}}' ELSE metadata END AS j, blank OR obj AS obj FROM batch)
         )
     )
 )
 """
 _GUARDED = """
-SELECT metadata, blank OR NOT coalesce(json_valid(metadata), FALSE) AS blank,
+SELECT metadata, blank OR NOT coalesce(json_valid(metadata), FALSE) AS blank, obj,
     blank OR coalesce(json_valid(metadata), FALSE) AS valid
 FROM batch
 """
@@ -112,9 +112,10 @@ def read_metadata(
     there instead (its values are meaningless too), and None means DuckDB cannot read it even so.
     """
     blank = pc.match_substring_regex(metadata, r"^\s*$")  # `_json` reads blank as no metadata
+    obj = pc.match_substring_regex(metadata, r"^[ \t\n\r]*\{")  # a JSON object (told here: DuckDB's ltrim copies)
     cursor = conn.cursor()
     try:
-        cursor.register("batch", pa.table({"metadata": metadata, "blank": blank}))
+        cursor.register("batch", pa.table({"metadata": metadata, "blank": blank, "obj": obj}))
         try:
             return _arrow(cursor, _SQL)
         except duckdb.InvalidInputException:  # malformed JSON somewhere: the slow path names the row
