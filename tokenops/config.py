@@ -144,13 +144,14 @@ class DuckDBSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    memory_limit: str = "1GB"
+    memory_limit: str = "512MB"
     """DuckDB's buffer pool cap: with DuckDB's default (80% of RAM) an import's memory grows with the file.
 
-    The cap bounds it (DuckDB spills to `<ledger>.tmp` when a query needs more). At 256MB a 5M-row
-    LiteLLM import evicted written blocks all along, and DuckDB purges its allocators on eviction:
-    1.96M page faults and 22.7 s of system time against 0.74M and 11.6 s at 1GB, 169k against
-    217k rows/s, for a peak RSS of 1,055 against 1,138 MB."""
+    The cap bounds it (DuckDB spills to `<ledger>.tmp` when a query needs more), but DuckDB purges
+    its allocators whenever it evicts a block, so a small cap costs time. A 5M-row LiteLLM import:
+    256MB evicted written blocks all along (1.96M page faults, 22.7 s of system time, 169k rows/s,
+    peak RSS 1,055 MB); 512MB 1.0M faults, 14.8 s, 205k rows/s, RSS level at 0.95-1.0 GB over the
+    last quarter of the file; 1GB 0.74M, 11.6 s, 217k rows/s, but RSS still rising at 1.1 GB."""
     threads: int | None = Field(default=1, gt=0)
     """DuckDB worker threads of the import (1: the importer's own parsers take the other cores).
 
