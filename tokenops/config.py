@@ -150,8 +150,9 @@ class DuckDBSettings(BaseModel):
     The cap bounds it (DuckDB spills to `<ledger>.tmp` when a query needs more), but DuckDB purges
     its allocators whenever it evicts a block, so a small cap costs time. A 5M-row LiteLLM import:
     256MB evicted written blocks all along (1.96M page faults, 22.7 s of system time, 169k rows/s,
-    peak RSS 1,055 MB); 512MB 1.0M faults, 14.8 s, 205k rows/s, RSS level at 0.95-1.0 GB over the
-    last quarter of the file; 1GB 0.74M, 11.6 s, 217k rows/s, but RSS still rising at 1.1 GB."""
+    peak RSS 1,055 MB); 512MB 1.0M faults, 14.8 s, 205k rows/s, RSS 0.95-1.07 GB at the end of the
+    file as at 256MB; 1GB 0.74M faults, 11.6 s, 217k rows/s, RSS still rising at 1.1 GB. What grows
+    is DuckDB's cache of written blocks: RSS levels off where it reaches the cap."""
     threads: int | None = Field(default=1, gt=0)
     """DuckDB worker threads of the import (1: the importer's own parsers take the other cores).
 

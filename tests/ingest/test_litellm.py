@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -22,7 +23,8 @@ from tokenops.cli import app
 from tokenops.events import TokenUsage
 from tokenops.ingest import run_import
 from tokenops.ingest._events import FIELDS, RateBook, build_table, cost_units, event_table
-from tokenops.ingest._rows import line_chunks
+from tokenops.ingest._litellm_metadata import read_metadata
+from tokenops.ingest._rows import READER_CONFIG, line_chunks
 from tokenops.ingest.litellm import IMPORTER, SOURCE, LiteLLMImporter, event_row, fast_columns
 from tokenops.pricing import Priced, PriceOverride, Pricer
 from tokenops.store import DuckDBLedger
@@ -204,6 +206,16 @@ def test_the_columnar_path_equals_the_record_by_record_path(tmp_path: Path) -> N
         for name in fast.column_names
         if not fast[name].equals(slow[name])
     ]
+
+
+def test_duckdb_reads_metadata_objects_after_whitespace_and_leaves_other_json_to_the_row_path() -> None:
+    """The columnar reader takes an object with blanks before it; a list or a string is `extras`' to name."""
+    texts = [' \n\t{"user_api_key_alias": "spaced"}', '{"user_api_key_alias": "plain"}', "[1, 2]", '"text"', ""]
+    with duckdb.connect(config=READER_CONFIG) as conn:
+        got = read_metadata(pa.array(texts, pa.string()), conn)
+    assert got is not None
+    assert got["simple"].to_pylist() == [True, True, False, False, True]
+    assert got["alias"].to_pylist()[:2] == ["spaced", "plain"]
 
 
 def test_columnar_tags_equal_the_record_by_record_tags(tmp_path: Path) -> None:

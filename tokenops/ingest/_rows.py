@@ -37,7 +37,7 @@ from tokenops.events import (
     TimeEntry,
     UsageEvent,
 )
-from tokenops.store.duckdb import BULK_LOAD_KEEPS_FREED
+from tokenops.store._bulk import KEEP_FREED
 
 MAX_COUNT = 2**63 - 1
 """The largest token count the ledger holds (BIGINT): a bigger one is a bad row, not a crashed import."""
@@ -50,16 +50,6 @@ R = TypeVar("R")
 Record = UsageEvent | TaskRun | Outcome | Person | SeatLicense | TimeEntry | ProviderUsage | BilledCost
 """Anything an importer can hand to the ledger."""
 
-KEEP_FREED: dict[str, str | bool | int | float | list[str]] = {
-    "allocator_bulk_deallocation_flush_threshold": BULK_LOAD_KEEPS_FREED
-}
-"""DuckDB settings for import work: freed memory is kept for the next batch, not handed back to the system.
-
-By default DuckDB flushes its allocators (every arena purged, then `malloc_trim`) after a large
-free: on a 2-core machine those page releases, their TLB shootdowns and the page faults of
-reusing the memory were 12-14% of an import's CPU (LiteLLM 11.6 -> 10.2 s, FOCUS 24.4 -> 20.9 s
-per million rows). Peak RSS did not grow: the memory is reused by the next batch.
-"""
 READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {"threads": 1, **KEEP_FREED}
 """DuckDB settings of an importer's own connection (parsing `metadata` JSON and the like).
 
@@ -362,9 +352,9 @@ class _Buffers:
 
     def take(self, size: int) -> bytearray:
         """A buffer of exactly `size` bytes (its old contents are to be overwritten)."""
-        for i in range(len(self._kept)):
-            buffer = self._kept[i]
-            if sys.getrefcount(buffer) == _POOLED_REFS:
+        for i in range(len(self._kept) if _REUSE else 0):
+            if self._refs(i) == _FREE_REFS:
+                buffer = self._kept[i]
                 if len(buffer) > size:
                     del buffer[size:]
                 elif len(buffer) < size:
@@ -377,9 +367,25 @@ class _Buffers:
         self._kept.append(buffer)
         return buffer
 
+    def _refs(self, i: int) -> int:
+        buffer = self._kept[i]
+        return sys.getrefcount(buffer)
 
-_POOLED_REFS = 3
-"""`sys.getrefcount` of a buffer only the pool holds: its list, the local name and the call's argument."""
+
+def _free_refs() -> int:
+    """What `_Buffers._refs` reads for a buffer only the pool holds, measured the same way.
+
+    Not a constant: how many of those references the interpreter borrows rather than counts
+    changed in Python 3.14. Any holder of a chunk (or of a view of its bytes) adds one.
+    """
+    probe = _Buffers()
+    probe._kept.append(bytearray(1))
+    return probe._refs(0)
+
+
+_FREE_REFS = _free_refs()
+_REUSE = getattr(sys, "_is_gil_enabled", lambda: True)()
+"""Reference counts are exact only with the GIL: a free-threaded build reads chunks into new buffers."""
 
 
 class _Source:

@@ -44,7 +44,6 @@ from tokenops.events import BilledCost
 from tokenops.ingest import _focus_columns as cols
 from tokenops.ingest._focus_arrow import Plan, cost_ids, parse_batch, parse_chunk
 from tokenops.ingest._rows import (
-    KEEP_FREED,
     MAX_MONEY,
     Batch,
     Chunk,
@@ -58,6 +57,7 @@ from tokenops.ingest._rows import (
     stable_id,
     too_costly,
 )
+from tokenops.store._bulk import KEEP_FREED
 
 BATCH_ROWS: Final = 10_000
 """Lines per batch handed to the ledger by the row-by-row path (Parquet, CSV the columnar path does not read)."""

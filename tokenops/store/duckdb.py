@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING
 import duckdb
 import orjson
 
+from tokenops.store._bulk import KEEP_FREED
 from tokenops.store.ledger import Ledger
 from tokenops.store.migrations import (
     MIGRATIONS,
@@ -41,10 +42,6 @@ from tokenops.store.schema import TABLES, TASK_RUN_TOTALS, Table
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-
-BULK_LOAD_KEEPS_FREED = "1TB"
-"""`allocator_bulk_deallocation_flush_threshold` of a ledger opened for an import: no large free flushes."""
 
 
 class DuckDBLedger(Ledger):
@@ -87,7 +84,7 @@ class DuckDBLedger(Ledger):
         if threads is not None:
             config["threads"] = threads
         if bulk_load:
-            config["allocator_bulk_deallocation_flush_threshold"] = BULK_LOAD_KEEPS_FREED
+            config.update(KEEP_FREED)
         self._conn = duckdb.connect(self.path, read_only=read_only, config=config)
         self._lock = threading.RLock()
         found = self._conn.execute("SELECT current_setting('threads')").fetchone()
