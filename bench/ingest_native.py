@@ -61,12 +61,16 @@ LEFT JOIN prices p ON p.model = trim(r.model)
 def _native(path: Path, queue: multiprocessing.Queue[Result]) -> None:
     import duckdb
 
+    from tokenops.config import DuckDBSettings
     from tokenops.store import DuckDBLedger
+    from tokenops.store._bulk import KEEP_FREED
 
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "ledger.duckdb"
         DuckDBLedger(file).close()  # the ledger's schema, migrated
-        conn = duckdb.connect(str(file), config={"preserve_insertion_order": False, "memory_limit": "256MB"})
+        # the memory cap and allocator setting `tokenops import` uses; DuckDB's own threads, for its parallel reader
+        config = {"preserve_insertion_order": False, "memory_limit": DuckDBSettings().memory_limit, **KEEP_FREED}
+        conn = duckdb.connect(str(file), config=config)
         conn.execute(f"CREATE TEMP TABLE prices AS {PRICES}")
         sql = INSERT.replace("{metadata}", METADATA).replace("{path}", str(path))
         started, cpu = time.perf_counter(), time.process_time()

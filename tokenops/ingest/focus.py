@@ -45,6 +45,7 @@ from tokenops.ingest import _focus_columns as cols
 from tokenops.ingest._focus_arrow import Plan, cost_ids, parse_batch, parse_chunk
 from tokenops.ingest._rows import (
     MAX_MONEY,
+    READER_CONFIG,
     Batch,
     Chunk,
     RowError,
@@ -57,7 +58,6 @@ from tokenops.ingest._rows import (
     stable_id,
     too_costly,
 )
-from tokenops.store._bulk import KEEP_FREED
 
 BATCH_ROWS: Final = 10_000
 """Lines per batch handed to the ledger by the row-by-row path (Parquet, CSV the columnar path does not read)."""
@@ -575,7 +575,7 @@ class _Occurrences:
         if self._conn is None:
             self._dir = tempfile.TemporaryDirectory(prefix="tokenops-focus-")
             self._conn = duckdb.connect(
-                str(Path(self._dir.name) / "seen.duckdb"), config={"memory_limit": "64MB", "threads": 1, **KEEP_FREED}
+                str(Path(self._dir.name) / "seen.duckdb"), config={**READER_CONFIG, "memory_limit": "64MB"}
             )
             self._conn.execute("CREATE TABLE seen (d UBIGINT)")
         return self._conn

@@ -66,8 +66,9 @@ class DuckDBLedger(Ledger):
         Args:
             path: DuckDB file, or `":memory:"`.
             read_only: Open without taking the writer lock (no migrations).
-            memory_limit: DuckDB's buffer pool cap (`"256MB"`); DuckDB's default is 80% of RAM, and
-                its cache of written blocks grows to it, so a long import's RSS grows with the file.
+            memory_limit: DuckDB's buffer pool cap (`tokenops import` passes `[duckdb] memory_limit`);
+                DuckDB's default is 80% of RAM, and its cache of written blocks grows to it, so a long
+                import's RSS would grow with the file.
             threads: DuckDB worker threads (default: one per core).
             bulk_load: Opened for an import: DuckDB keeps the memory a batch frees for the next one
                 instead of flushing its allocators after each large free (12-14% of an import's CPU
