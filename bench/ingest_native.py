@@ -1,6 +1,7 @@
-"""How fast a LiteLLM import could be if DuckDB did all of it, beside the real importer, in one run.
+"""How fast an import could be if DuckDB did all of it, beside the real importer, in one run.
 
     .venv/bin/python bench/ingest_native.py [--rows 1000000] [--rounds 2]
+    .venv/bin/python bench/ingest_native.py --source focus   # a FOCUS bill (44 columns, ~715 bytes a line)
 
 The question behind issue 6's 200k rows/s: is the importer slow, or is the work? The "native"
 line is one `INSERT ... SELECT` over `read_csv` (DuckDB's parallel C++ reader) with the metadata
@@ -9,17 +10,24 @@ JSON read by `json_transform`, casts, a price join and tags built by `to_json`, 
 importer: no validation, no row path, no line numbers, six hard-coded prices, inexact tags. The
 "importer" line is `tokenops import litellm` on the same file (bench/ingest.py's generator), each
 in its own process.
+
+With `--source focus` the file is bench/ingest.py's FOCUS bill (the FOCUS sample's lines
+repeated) and the native line fills `billed_costs`: `read_csv` with `NULL` as null, casts,
+tags built by `to_json` from the FOCUS columns the importer keeps as tags, and an id that is
+md5 of the line's cells joined as the importer joins them (the importer uses blake2b, which
+DuckDB lacks). No number or time normalising, no checks, no copy numbering.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import multiprocessing
 import tempfile
 import time
 from pathlib import Path
 
-from ingest import OUT, Result, _run, litellm_csv
+from ingest import FOCUS_SAMPLE, OUT, Result, _run, focus_csv, litellm_csv
 
 PRICES = """
 SELECT * FROM (VALUES
@@ -57,8 +65,30 @@ FROM (
 LEFT JOIN prices p ON p.model = trim(r.model)
 """
 
+FOCUS_INSERT = """
+INSERT INTO billed_costs (cost_id, source, provider, start_ts, end_ts, billed, currency, effective, list_cost, service,
+    model, line_item, charge_category, project_id, account_id, quantity, unit, tags)
+SELECT 'focus:' || md5({joined}), 'import:focus', lower(ProviderName), ChargePeriodStart::TIMESTAMP,
+    ChargePeriodEnd::TIMESTAMP, BilledCost::DECIMAL(18,12), upper(BillingCurrency), EffectiveCost::DECIMAL(18,12),
+    ListCost::DECIMAL(18,12), ServiceName, NULL, ChargeDescription, ChargeCategory, SubAccountId, BillingAccountId,
+    round(ConsumedQuantity::DECIMAL(38,16), 6)::DECIMAL(28,6), ConsumedUnit, {tags}
+FROM read_csv('{path}', all_varchar = true, nullstr = 'NULL', header = true)
+"""
 
-def _native(path: Path, queue: multiprocessing.Queue[Result]) -> None:
+
+def _focus_sql(path: Path) -> str:
+    """`FOCUS_INSERT` for the file's header: the importer's digest text (md5 for blake2b) and tag columns."""
+    from tokenops.ingest._focus_columns import KEPT_AS_TAGS
+
+    with path.open(newline="") as f:
+        header = next(csv.reader(f))
+    cells = ", ".join(f"'{c.lower()}' || chr(30) || coalesce(\"{c}\", chr(0))" for c in sorted(header, key=str.lower))
+    tags = ", ".join(f"'{c}': \"{c}\"" for c in KEPT_AS_TAGS if c in header)
+    joined, tags = f"concat_ws(chr(31), {cells})", f"to_json({{{tags}}})"
+    return FOCUS_INSERT.replace("{joined}", joined).replace("{tags}", tags).replace("{path}", str(path))
+
+
+def _native(source: str, path: Path, queue: multiprocessing.Queue[Result]) -> None:
     import duckdb
 
     from tokenops.config import DuckDBSettings
@@ -72,29 +102,42 @@ def _native(path: Path, queue: multiprocessing.Queue[Result]) -> None:
         config = {"preserve_insertion_order": False, "memory_limit": DuckDBSettings().memory_limit, **KEEP_FREED}
         conn = duckdb.connect(str(file), config=config)
         conn.execute(f"CREATE TEMP TABLE prices AS {PRICES}")
-        sql = INSERT.replace("{metadata}", METADATA).replace("{path}", str(path))
+        if source == "focus":
+            sql = _focus_sql(path)
+        else:
+            sql = INSERT.replace("{metadata}", METADATA).replace("{path}", str(path))
         started, cpu = time.perf_counter(), time.process_time()
         found = conn.execute(sql).fetchone()
         conn.execute("CHECKPOINT")
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         conn.close()
     rows = int(found[0]) if found else 0
-    queue.put(("litellm", "native", rows, seconds, cpu, 0.0))
+    queue.put((source, "native", rows, seconds, cpu, 0.0))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--source", choices=("litellm", "focus"), default="litellm")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
-    path = OUT / f"litellm-spendlogs-{args.rows}.csv"
+    if args.source == "focus":
+        assert FOCUS_SAMPLE.exists(), FOCUS_SAMPLE
+        path = OUT / f"focus-{args.rows}.csv"
+        make = focus_csv
+    else:
+        path = OUT / f"litellm-spendlogs-{args.rows}.csv"
+        make = litellm_csv
     if not path.exists():
-        litellm_csv(path, args.rows)
+        make(path, args.rows)
     context = multiprocessing.get_context("spawn")
     print(f"{'path':<10} {'rows':>10} {'seconds':>8} {'CPU s':>7} {'rows/s':>10} {'us CPU/row':>11}")
     for _ in range(args.rounds):
-        for label, target, extra in (("importer", _run, ("litellm", path, None)), ("native", _native, (path,))):
+        for label, target, extra in (
+            ("importer", _run, (args.source, path, None)),
+            ("native", _native, (args.source, path)),
+        ):
             queue: multiprocessing.Queue[Result] = context.Queue()
             process = context.Process(target=target, args=(*extra, queue))
             process.start()
