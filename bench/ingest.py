@@ -198,7 +198,39 @@ def focus_csv(path: Path, rows: int) -> None:
             out.writerow(line)
 
 
-Result = tuple[str, str, int, float, float, float]
+Result = tuple[str, str, int, float, float, float, list[float]]
+"""(importer, code, rows, seconds, CPU seconds, peak RSS MB, peak RSS MB in each fifth of the import)."""
+
+
+class _Rss:
+    """The process's resident memory, sampled every 0.2 s on a thread: is memory flat as the file goes on?"""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        with open("/proc/self/statm") as statm:
+            while not self._stop.wait(0.2):
+                statm.seek(0)
+                self.samples.append((time.perf_counter(), int(statm.read().split()[1]) * self._page_mb))
+
+    def fifths(self, started: float, ended: float) -> list[float]:
+        """Peak RSS within each fifth of [started, ended]."""
+        self._stop.set()
+        self._thread.join()
+        span = (ended - started) / 5 or 1.0
+        peaks = [0.0] * 5
+        for at, mb in self.samples:
+            if started <= at <= ended:
+                k = min(int((at - started) / span), 4)
+                peaks[k] = max(peaks[k], mb)
+        return peaks
 
 
 def _run(source: str, path: Path, code: str | None, queue: multiprocessing.Queue[Result]) -> None:
@@ -210,13 +242,15 @@ def _run(source: str, path: Path, code: str | None, queue: multiprocessing.Queue
 
     with tempfile.TemporaryDirectory() as tmp:
         ledger = _ledger(Path(tmp) / "ledger.duckdb")
+        rss = _Rss()
         started, cpu = time.perf_counter(), time.process_time()
         report = run_import(get_importer(source), [path], ledger)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        ended, cpu = time.perf_counter(), time.process_time() - cpu
+        fifths = rss.fifths(started, ended)
         ledger.close()
     assert report.rejected == 0 and report.imported == report.rows, report.summary()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((source, "before" if code else "after", report.rows, seconds, cpu, peak_mb))
+    queue.put((source, "before" if code else "after", report.rows, ended - started, cpu, peak_mb, fifths))
 
 
 def _ledger(path: Path) -> Any:
@@ -260,7 +294,7 @@ def main() -> None:
             print(f"generated {path} ({path.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - started:.1f} s")
     print(
         f"{'importer':16} {'code':6} {'rows':>10} {'file MB':>8} {'seconds':>8} {'CPU s':>7} {'rows/s':>10} "
-        f"{'rows/CPU s':>11} {'peak RSS MB':>12}"
+        f"{'rows/CPU s':>11} {'peak RSS MB':>12}  RSS MB by fifth of the import"
     )
     context = multiprocessing.get_context("spawn")
     for name in chosen:
@@ -269,11 +303,12 @@ def main() -> None:
             queue: multiprocessing.Queue[Result] = context.Queue()
             process = context.Process(target=_run, args=(name, path, code, queue))
             process.start()
-            source, label, rows, seconds, cpu, peak = queue.get()
+            source, label, rows, seconds, cpu, peak, fifths = queue.get()
+            by_fifth = " ".join(f"{mb:,.0f}" for mb in fifths)
             process.join()
             print(
                 f"{source:16} {label:6} {rows:>10,} {path.stat().st_size / 1e6:>8,.0f} {seconds:>8.1f} {cpu:>7.1f} "
-                f"{rows / seconds:>10,.0f} {rows / cpu:>11,.0f} {peak:>12,.0f}",
+                f"{rows / seconds:>10,.0f} {rows / cpu:>11,.0f} {peak:>12,.0f}  {by_fifth}",
                 flush=True,
             )
     print(f"(machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f})")

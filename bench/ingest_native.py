@@ -112,7 +112,7 @@ def _native(source: str, path: Path, queue: multiprocessing.Queue[Result]) -> No
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         conn.close()
     rows = int(found[0]) if found else 0
-    queue.put((source, "native", rows, seconds, cpu, 0.0))
+    queue.put((source, "native", rows, seconds, cpu, 0.0, []))
 
 
 def main() -> None:
@@ -141,7 +141,7 @@ def main() -> None:
             queue: multiprocessing.Queue[Result] = context.Queue()
             process = context.Process(target=target, args=(*extra, queue))
             process.start()
-            _, _, rows, seconds, cpu, _ = queue.get()
+            _, _, rows, seconds, cpu, _, _ = queue.get()
             process.join()
             rate, per_row = rows / seconds, cpu / rows * 1e6
             print(f"{label:<10} {rows:>10,} {seconds:>8.1f} {cpu:>7.1f} {rate:>10,.0f} {per_row:>11.2f}")
