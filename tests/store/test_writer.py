@@ -488,3 +488,48 @@ def test_a_ledger_opened_for_an_import_keeps_freed_memory_and_a_server_ledger_ha
     with DuckDBLedger(":memory:") as served, DuckDBLedger(":memory:", bulk_load=True) as importing:
         assert served.query_rows(flush)[0]["f"] == "512.0 MiB"  # DuckDB's default
         assert importing.query_rows(flush)[0]["f"] == "931.3 GiB"
+
+
+def _cost_lines(n: int, start: int) -> pa.Table:
+    """`n` billed-cost lines with ~1 KB of tags each: enough to fill DuckDB's cache in a few appends."""
+    spec = TABLES["billed_costs"]
+    at = datetime(2025, 3, 1)
+    columns: dict[str, list[object]] = {
+        "cost_id": [f"focus:{start + i:032x}" for i in range(n)],
+        "source": ["import:focus"] * n,
+        "provider": ["aws"] * n,
+        "start_ts": [at] * n,
+        "end_ts": [at + timedelta(hours=1)] * n,
+        "billed": [Decimal("0.25")] * n,
+        "currency": ["USD"] * n,
+        "charge_category": ["Usage"] * n,
+        "tags": [orjson.dumps({"ResourceId": f"arn:{start + i}" * 40}).decode() for i in range(n)],
+    }
+    return pa.table({c.name: columns.get(c.name, [None] * n) for c in spec.columns}, schema=spec.arrow_schema)
+
+
+def test_an_import_sheds_the_blocks_it_wrote_from_duckdbs_cache_and_a_server_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import's memory stays flat: past twice `CACHE_BYTES`, the written blocks are evicted, and the cap restored."""
+    from tokenops.store import duckdb as duckdb_ledger
+
+    monkeypatch.setattr(duckdb_ledger, "CACHE_BYTES", 2 << 20)
+    used = "SELECT sum(memory_usage_bytes) AS b FROM duckdb_memory()"
+    limit = "SELECT current_setting('memory_limit') AS m"
+    with (
+        DuckDBLedger(tmp_path / "served.duckdb", memory_limit="512MB") as served,
+        DuckDBLedger(tmp_path / "imported.duckdb", memory_limit="512MB", bulk_load=True) as importing,
+        DuckDBLedger(tmp_path / "default.duckdb", bulk_load=True) as uncapped,
+    ):
+        default = uncapped.query_rows(limit)[0]["m"]
+        for k in range(6):
+            lines = _cost_lines(5_000, k * 5_000)
+            assert served.append("billed_costs", lines) == importing.append("billed_costs", lines) == 5_000
+            assert uncapped.append("billed_costs", lines) == 5_000
+            assert importing.query_rows(used)[0]["b"] <= 4 << 20
+        assert served.query_rows(used)[0]["b"] > 16 << 20  # a server's cache serves the next query
+        assert uncapped.query_rows(used)[0]["b"] <= 4 << 20
+        assert served.query_rows(limit)[0]["m"] == importing.query_rows(limit)[0]["m"] == "488.2 MiB"
+        assert uncapped.query_rows(limit)[0]["m"] == default  # DuckDB's own cap, restored by RESET
+        assert importing.query_rows("SELECT count(*) AS n FROM billed_costs")[0]["n"] == 30_000

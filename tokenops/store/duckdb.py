@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING
 import duckdb
 import orjson
 
-from tokenops.store._bulk import KEEP_FREED
+from tokenops.store._bulk import CACHE_BYTES, KEEP_FREED
 from tokenops.store.ledger import Ledger
 from tokenops.store.migrations import (
     MIGRATIONS,
@@ -72,8 +72,10 @@ class DuckDBLedger(Ledger):
             threads: DuckDB worker threads (default: one per core).
             bulk_load: Opened for an import: DuckDB keeps the memory a batch frees for the next one
                 instead of flushing its allocators after each large free (12-14% of an import's CPU
-                on two cores went to releasing pages and faulting them back in). A server leaves it
-                off, so memory a large query freed goes back to the system.
+                on two cores went to releasing pages and faulting them back in), and the blocks an
+                append wrote are evicted from DuckDB's cache once it passes twice `CACHE_BYTES`, so
+                memory stays flat however long the file. A server leaves both off: memory a large
+                query freed goes back to the system, and the cache serves the dashboard's queries.
         """
         self.path = str(path)
         if self.path != ":memory:":
@@ -90,6 +92,8 @@ class DuckDBLedger(Ledger):
         self._lock = threading.RLock()
         found = self._conn.execute("SELECT current_setting('threads')").fetchone()
         self._threads = int(found[0]) if found else 1
+        self._memory_limit = memory_limit  # as given: DuckDB shows it rounded, and reads that back lower
+        self._bulk_load = bulk_load
         if not read_only:
             self.migrate()
 
@@ -201,7 +205,28 @@ class DuckDBLedger(Ledger):
             # customer are always folded, outcomes and links when the batch is small (`_inserted`)
             if current and (spec.replace or n_rows <= EAGER_ROWS):
                 self._conn.execute(f"UPDATE _run_totals_state SET {_mark(spec.name)}")
+            if self._bulk_load:
+                self._shed_cache()
         return written
+
+    def _shed_cache(self) -> None:
+        """Evict cached blocks down to `CACHE_BYTES` once they pass twice that (`bulk_load`).
+
+        DuckDB has no statement to drop its cache; lowering `memory_limit` evicts down to the new
+        limit at once (with one allocator flush), and the limit is restored straight after.
+        """
+        found = self._conn.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+        if not found or (found[0] or 0) <= 2 * CACHE_BYTES:
+            return
+        try:
+            self._conn.execute(f"SET memory_limit = '{CACHE_BYTES >> 20}MB'")
+        except duckdb.OutOfMemoryException:
+            pass  # too much is pinned to get that low: DuckDB changed nothing, and the next append tries again
+        finally:
+            if self._memory_limit is None:
+                self._conn.execute("RESET memory_limit")
+            else:
+                self._conn.execute(f"SET memory_limit = {_sql_string(self._memory_limit)}")
 
     def _replace(self, cur: duckdb.DuckDBPyConnection, spec: Table) -> int:
         """Last row for a key wins, within the batch and against the table."""
