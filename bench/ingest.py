@@ -27,6 +27,7 @@ import os
 import random
 import resource
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,8 +207,6 @@ class _Rss:
     """The process's resident memory, sampled every 0.2 s on a thread: is memory flat as the file goes on?"""
 
     def __init__(self) -> None:
-        import threading
-
         self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -221,7 +220,7 @@ class _Rss:
                 self.samples.append((time.perf_counter(), int(statm.read().split()[1]) * self._page_mb))
 
     def fifths(self, started: float, ended: float) -> list[float]:
-        """Peak RSS within each fifth of [started, ended]."""
+        """Peak RSS within each fifth of [started, ended] (0 where no sample fell)."""
         self._stop.set()
         self._thread.join()
         span = (ended - started) / 5 or 1.0
@@ -245,9 +244,9 @@ def _run(source: str, path: Path, code: str | None, queue: multiprocessing.Queue
         rss = _Rss()
         started, cpu = time.perf_counter(), time.process_time()
         report = run_import(get_importer(source), [path], ledger)
+        ledger.close()  # its last checkpoint is part of the import, as when `tokenops import` exits
         ended, cpu = time.perf_counter(), time.process_time() - cpu
         fifths = rss.fifths(started, ended)
-        ledger.close()
     assert report.rejected == 0 and report.imported == report.rows, report.summary()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put((source, "before" if code else "after", report.rows, ended - started, cpu, peak_mb, fifths))
@@ -304,7 +303,7 @@ def main() -> None:
             process = context.Process(target=_run, args=(name, path, code, queue))
             process.start()
             source, label, rows, seconds, cpu, peak, fifths = queue.get()
-            by_fifth = " ".join(f"{mb:,.0f}" for mb in fifths)
+            by_fifth = " ".join(f"{mb:,.0f}" if mb else "-" for mb in fifths)
             process.join()
             print(
                 f"{source:16} {label:6} {rows:>10,} {path.stat().st_size / 1e6:>8,.0f} {seconds:>8.1f} {cpu:>7.1f} "

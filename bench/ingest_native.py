@@ -13,9 +13,11 @@ in its own process.
 
 With `--source focus` the file is bench/ingest.py's FOCUS bill (the FOCUS sample's lines
 repeated) and the native line fills `billed_costs`: `read_csv` with `NULL` as null, casts,
-tags built by `to_json` from the FOCUS columns the importer keeps as tags, and an id that is
-md5 of the line's cells joined as the importer joins them (the importer uses blake2b, which
-DuckDB lacks). No number or time normalising, no checks, no copy numbering.
+tags built by `to_json` from the non-null FOCUS columns the importer keeps as tags (not the
+line's own Tags, which the importer merges in), and an id that is md5 of text of the same shape
+as the importer's digest text: every cell, raw, after its lower-cased column name (the importer
+normalises numbers and times, orders the columns otherwise and uses blake2b, which DuckDB lacks).
+No checks, no copy numbering. Its CHECKPOINT is timed, as the importer's closing one is.
 """
 
 from __future__ import annotations
@@ -82,9 +84,12 @@ def _focus_sql(path: Path) -> str:
 
     with path.open(newline="") as f:
         header = next(csv.reader(f))
+    assert all(c.isidentifier() for c in header), header  # spliced into the SQL below
     cells = ", ".join(f"'{c.lower()}' || chr(30) || coalesce(\"{c}\", chr(0))" for c in sorted(header, key=str.lower))
-    tags = ", ".join(f"'{c}': \"{c}\"" for c in KEPT_AS_TAGS if c in header)
-    joined, tags = f"concat_ws(chr(31), {cells})", f"to_json({{{tags}}})"
+    pairs = ", ".join(f"{{'k': '{c}', 'v': \"{c}\"}}" for c in KEPT_AS_TAGS if c in header)
+    tags = f"to_json(map_from_entries(list_filter([{pairs}], lambda e: e.v IS NOT NULL)))"
+    joined = f"concat_ws(chr(31), {cells})"
+    assert "'" not in str(path), path
     return FOCUS_INSERT.replace("{joined}", joined).replace("{tags}", tags).replace("{path}", str(path))
 
 

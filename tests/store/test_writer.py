@@ -3,6 +3,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pytest
@@ -491,8 +493,9 @@ def test_a_ledger_opened_for_an_import_keeps_freed_memory_and_a_server_ledger_ha
 
 
 def _cost_lines(n: int, start: int) -> pa.Table:
-    """`n` billed-cost lines with ~1 KB of tags each: enough to fill DuckDB's cache in a few appends."""
+    """`n` billed-cost lines with ~800 bytes of incompressible tags each: a few appends fill DuckDB's cache."""
     spec = TABLES["billed_costs"]
+    noise = random.Random(start)
     at = datetime(2025, 3, 1)
     columns: dict[str, list[object]] = {
         "cost_id": [f"focus:{start + i:032x}" for i in range(n)],
@@ -503,7 +506,7 @@ def _cost_lines(n: int, start: int) -> pa.Table:
         "billed": [Decimal("0.25")] * n,
         "currency": ["USD"] * n,
         "charge_category": ["Usage"] * n,
-        "tags": [orjson.dumps({"ResourceId": f"arn:{start + i}" * 40}).decode() for i in range(n)],
+        "tags": [orjson.dumps({"ResourceId": noise.randbytes(400).hex()}).decode() for _ in range(n)],
     }
     return pa.table({c.name: columns.get(c.name, [None] * n) for c in spec.columns}, schema=spec.arrow_schema)
 
@@ -511,11 +514,11 @@ def _cost_lines(n: int, start: int) -> pa.Table:
 def test_an_import_sheds_the_blocks_it_wrote_from_duckdbs_cache_and_a_server_keeps_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An import's memory stays flat: past twice `CACHE_BYTES`, the written blocks are evicted, and the cap restored."""
+    """An import stays flat: past twice `CACHE_BYTES`, written blocks are dropped (not spilled), the cap restored."""
     from tokenops.store import duckdb as duckdb_ledger
 
     monkeypatch.setattr(duckdb_ledger, "CACHE_BYTES", 2 << 20)
-    used = "SELECT sum(memory_usage_bytes) AS b FROM duckdb_memory()"
+    used = "SELECT sum(memory_usage_bytes) AS b, sum(temporary_storage_bytes) AS t FROM duckdb_memory()"
     limit = "SELECT current_setting('memory_limit') AS m"
     with (
         DuckDBLedger(tmp_path / "served.duckdb", memory_limit="512MB") as served,
@@ -527,9 +530,45 @@ def test_an_import_sheds_the_blocks_it_wrote_from_duckdbs_cache_and_a_server_kee
             lines = _cost_lines(5_000, k * 5_000)
             assert served.append("billed_costs", lines) == importing.append("billed_costs", lines) == 5_000
             assert uncapped.append("billed_costs", lines) == 5_000
+            served._conn.execute("CHECKPOINT")  # its blocks are written, as the import's are: only the cache differs
             assert importing.query_rows(used)[0]["b"] <= 4 << 20
-        assert served.query_rows(used)[0]["b"] > 16 << 20  # a server's cache serves the next query
+        assert served.query_rows(used)[0]["b"] > 8 << 20  # a server's cache serves the next query
         assert uncapped.query_rows(used)[0]["b"] <= 4 << 20
+        assert importing.query_rows(used)[0]["t"] == 0  # dropped, not spilled to a temporary file
         assert served.query_rows(limit)[0]["m"] == importing.query_rows(limit)[0]["m"] == "488.2 MiB"
         assert uncapped.query_rows(limit)[0]["m"] == default  # DuckDB's own cap, restored by RESET
         assert importing.query_rows("SELECT count(*) AS n FROM billed_costs")[0]["n"] == 30_000
+
+
+class _FailingEviction:
+    """A DuckDB connection whose cache cannot be shed (say the disk is full)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.failed = conn, 0
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "CHECKPOINT":
+            self.failed += 1
+            raise duckdb.IOException("could not write the checkpoint: No space left on device")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def test_an_import_whose_cache_cannot_be_shed_keeps_its_rows_and_its_memory_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shedding is an optimisation: failing it never fails a committed append, and is not retried."""
+    from tokenops.store import duckdb as duckdb_ledger
+
+    monkeypatch.setattr(duckdb_ledger, "CACHE_BYTES", 2 << 20)
+    with DuckDBLedger(tmp_path / "imported.duckdb", memory_limit="512MB", bulk_load=True) as importing:
+        failing = _FailingEviction(importing._conn)
+        importing._conn = failing  # type: ignore[assignment]
+        for k in range(4):
+            assert importing.append("billed_costs", _cost_lines(5_000, k * 5_000)) == 5_000
+        assert failing.failed == 1
+        assert "no longer shed" in caplog.text
+        assert importing.query_rows("SELECT current_setting('memory_limit') AS m")[0]["m"] == "488.2 MiB"
+        assert importing.query_rows("SELECT count(*) AS n FROM billed_costs")[0]["n"] == 20_000

@@ -13,6 +13,7 @@ that `sync_run_totals` (the next report, or the next open) catches up in one pas
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -42,6 +43,8 @@ from tokenops.store.schema import TABLES, TASK_RUN_TOTALS, Table
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 
 class DuckDBLedger(Ledger):
@@ -74,8 +77,10 @@ class DuckDBLedger(Ledger):
                 instead of flushing its allocators after each large free (12-14% of an import's CPU
                 on two cores went to releasing pages and faulting them back in), and the blocks an
                 append wrote are evicted from DuckDB's cache once it passes twice `CACHE_BYTES`, so
-                memory stays flat however long the file. A server leaves both off: memory a large
-                query freed goes back to the system, and the cache serves the dashboard's queries.
+                memory stays flat however long the file (the cap is lowered for that moment: a
+                reader running meanwhile could run out of memory, so an import's ledger has no
+                other user). A server leaves both off: memory a large query freed goes back to the
+                system, and the cache serves the dashboard's queries.
         """
         self.path = str(path)
         if self.path != ":memory:":
@@ -92,8 +97,8 @@ class DuckDBLedger(Ledger):
         self._lock = threading.RLock()
         found = self._conn.execute("SELECT current_setting('threads')").fetchone()
         self._threads = int(found[0]) if found else 1
-        self._memory_limit = memory_limit  # as given: DuckDB shows it rounded, and reads that back lower
-        self._bulk_load = bulk_load
+        self._memory_limit = memory_limit  # as given: DuckDB shows it rounded to 0.1 MiB
+        self._shedding = bulk_load and self.path != ":memory:"  # in memory, evicting would only spill to disk
         if not read_only:
             self.migrate()
 
@@ -205,7 +210,7 @@ class DuckDBLedger(Ledger):
             # customer are always folded, outcomes and links when the batch is small (`_inserted`)
             if current and (spec.replace or n_rows <= EAGER_ROWS):
                 self._conn.execute(f"UPDATE _run_totals_state SET {_mark(spec.name)}")
-            if self._bulk_load:
+            if self._shedding:
                 self._shed_cache()
         return written
 
@@ -213,15 +218,19 @@ class DuckDBLedger(Ledger):
         """Evict cached blocks down to `CACHE_BYTES` once they pass twice that (`bulk_load`).
 
         DuckDB has no statement to drop its cache; lowering `memory_limit` evicts down to the new
-        limit at once (with one allocator flush), and the limit is restored straight after.
+        limit at once (with one allocator flush), and the limit is restored straight after. The
+        CHECKPOINT first makes every block clean, so evicting drops it instead of spilling it to a
+        temporary file that the next checkpoint would read back.
         """
         found = self._conn.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
         if not found or (found[0] or 0) <= 2 * CACHE_BYTES:
             return
         try:
-            self._conn.execute(f"SET memory_limit = '{CACHE_BYTES >> 20}MB'")
-        except duckdb.OutOfMemoryException:
-            pass  # too much is pinned to get that low: DuckDB changed nothing, and the next append tries again
+            self._conn.execute("CHECKPOINT")
+            self._conn.execute(f"SET memory_limit = '{CACHE_BYTES >> 20}MiB'")
+        except duckdb.Error as exc:  # the batch is committed: a failed eviction must not fail the import
+            self._shedding = False
+            log.warning("DuckDB's cache is no longer shed during this import (%s); memory may grow", exc)
         finally:
             if self._memory_limit is None:
                 self._conn.execute("RESET memory_limit")
