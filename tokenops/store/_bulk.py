@@ -22,7 +22,7 @@ DuckDB keeps every block it wrote cached until `memory_limit` forces it out, and
 import never reads them again once they are checkpointed: over 5M LiteLLM rows that cache grew
 from ~60 to ~400 MB and RSS with it (784 -> 1,105 MB). Lowering `memory_limit` for the whole
 import is no cure: DuckDB then evicts a block at a time during appends and flushes its allocators
-on each eviction. So the cache is checkpointed and shed in one go, once it is twice this size
-(`DuckDBLedger(bulk_load=True)`): the slack of one size means one shed per ~64 MiB written, not
-one per append.
+on each eviction. So the cache of checkpointed blocks is shed in one go, once it is twice this
+size (`DuckDBLedger(bulk_load=True)`): the slack of one size means one shed per ~64 MiB
+written, not one per append.
 """

@@ -215,19 +215,24 @@ class DuckDBLedger(Ledger):
         return written
 
     def _shed_cache(self) -> None:
-        """Evict cached blocks down to `CACHE_BYTES` once they pass twice that (`bulk_load`).
+        """Evict written blocks down to `CACHE_BYTES` once they pass twice that (`bulk_load`).
 
         DuckDB has no statement to drop its cache; lowering `memory_limit` evicts down to the new
-        limit at once (with one allocator flush), and the limit is restored straight after. The
-        CHECKPOINT first makes every block clean, so evicting drops it instead of spilling it to a
-        temporary file that the next checkpoint would read back.
+        limit at once (with one allocator flush), and the limit is restored straight after. Only
+        checkpointed blocks (`BASE_TABLE`) count, and the new limit leaves room for all the rest,
+        so what is evicted is clean blocks, dropped; rows not yet checkpointed stay in memory
+        rather than being spilled to a temporary file the next checkpoint would read back. (A
+        CHECKPOINT before evicting would do too, but cost 1.5 s of CPU each on FOCUS bills.)
         """
-        found = self._conn.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
-        if not found or (found[0] or 0) <= 2 * CACHE_BYTES:
+        found = self._conn.execute(
+            "SELECT coalesce(sum(memory_usage_bytes) FILTER (tag = 'BASE_TABLE'), 0), "
+            "coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()"
+        ).fetchone()
+        if not found or found[0] <= 2 * CACHE_BYTES:
             return
+        cached, used = int(found[0]), int(found[1])
         try:
-            self._conn.execute("CHECKPOINT")
-            self._conn.execute(f"SET memory_limit = '{CACHE_BYTES >> 20}MiB'")
+            self._conn.execute(f"SET memory_limit = '{used - cached + CACHE_BYTES}B'")
         except duckdb.Error as exc:  # the batch is committed: a failed eviction must not fail the import
             self._shedding = False
             log.warning("DuckDB's cache is no longer shed during this import (%s); memory may grow", exc)
